@@ -1,0 +1,68 @@
+# Skiff build. Every target runs on a fresh Debian 12 machine after `make deps`.
+
+GO        ?= go
+BIN       ?= bin/skiff
+PKGS      ?= ./...
+# Go test timeout for the whole suite; privileged tests need root.
+TEST_TIMEOUT ?= 25m
+FUZZTIME  ?= 45s
+
+APT_PACKAGES = clang llvm libbpf-dev bpftool iproute2 iptables nftables \
+	containerd runc iperf3 netcat-openbsd iputils-ping linux-libc-dev make git
+
+.PHONY: all deps build generate verify-generated test test-go test-e2e fuzz lint bench clean
+
+all: build
+
+## deps: install what a fresh Debian 12 machine lacks (needs root and apt).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else echo "deps: all present"; fi
+	$(GO) mod download
+
+## build: the skiff binary.
+build:
+	$(GO) build -o $(BIN) ./tools/skiff
+
+## generate: run go:generate (bpf2go) in every package that has it.
+generate:
+	$(GO) generate ./...
+
+## verify-generated: fail when regenerating changes committed output.
+verify-generated: generate
+	@git diff --exit-code --stat -- '*.go' '*.o' || \
+		(echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1)
+
+## test: unit, BPF, network namespace and integration tests, the bounded
+## fuzz run and the kubectl end-to-end script. Privileged parts need root;
+## with SKIFF_PRIVILEGED_TESTS=1 a missing privilege fails instead of skipping.
+test: test-go fuzz test-e2e
+
+test-go:
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeDefaultValidate$$' -fuzztime=$(FUZZTIME) ./controlplane/registry/fuzz
+
+test-e2e: build
+	SKIFF=$(CURDIR)/$(BIN) test/e2e/run.sh
+
+## lint: go vet and a gofmt check.
+lint:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## bench: every benchmark (needs root for the load balancer one).
+bench: build
+	$(BIN) bench api --json bench-api.json
+	$(BIN) bench lb --json bench-lb.json
+	$(BIN) bench scheduler --json bench-scheduler.json
+
+clean:
+	rm -rf bin bench-*.json
