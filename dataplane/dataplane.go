@@ -50,8 +50,16 @@ type NodeConfig struct {
 	// Name is the node's name, compared with EndpointSlice nodeName to find
 	// node-local endpoints.
 	Name string
-	// NodeIPs are the addresses NodePort Services answer on.
+	// NodeIPs are the addresses NodePort Services answer on. Empty means
+	// every local address except loopback.
 	NodeIPs []netip.Addr
+	// ClusterCIDRs are the pod address ranges of the whole cluster
+	// (kube-proxy's --cluster-cidr, detect-local-mode ClusterCIDR). Traffic
+	// to a ClusterIP from a source outside them is masqueraded, and traffic
+	// from inside them to an external frontend of an
+	// externalTrafficPolicy Local Service is treated as internal. Empty
+	// means local traffic is not detected.
+	ClusterCIDRs []netip.Prefix
 }
 
 // ServicePortName identifies one port of one Service.

@@ -1,0 +1,441 @@
+package dataplane
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Update is the state after ChangeTracker.Apply.
+//
+// Services and Endpoints are the tracker's own maps: read them, never write
+// them, and do not use them after the next Apply, which changes them in
+// place. Their values are never modified once stored, though: Apply
+// replaces a changed *ServicePort or []Endpoint with a new one, so a
+// provider may keep the values of one Update as its record of what it
+// programmed and compare them with the next.
+type Update struct {
+	// Services is every ServicePort of every proxied Service.
+	Services map[ServicePortName]*ServicePort
+	// Endpoints is every ServicePort's endpoints, target ports resolved
+	// from the EndpointSlice ports of the same name and protocol,
+	// de-duplicated across slices (ip:port; a non-terminating copy wins)
+	// and sorted by CompareEndpoints. It may hold names without a Service
+	// (slices that arrive before their Service) and lacks names without
+	// endpoints.
+	Endpoints map[ServicePortName][]Endpoint
+	// Changed holds every name whose ServicePort or endpoints changed since
+	// the previous Apply, deleted ones included (those are absent from
+	// Services or Endpoints).
+	Changed map[ServicePortName]struct{}
+}
+
+// ChangeTracker records Service and EndpointSlice events and folds them
+// into the current state on Apply, as kube-proxy's ServiceChangeTracker and
+// EndpointsChangeTracker do. The On* methods only convert the object and
+// record it; they are safe for concurrent use with each other and with
+// Apply. An event that leaves a Service's ports or a slice's content as
+// they were applied records nothing.
+type ChangeTracker struct {
+	node NodeConfig
+	log  *slog.Logger
+
+	mu sync.Mutex
+
+	// Applied state.
+	services  map[ServicePortName]*ServicePort
+	endpoints map[ServicePortName][]Endpoint
+	svcPorts  map[types.NamespacedName]map[ServicePortName]*ServicePort
+	slices    map[types.NamespacedName]map[string]*sliceInfo
+	epNames   map[types.NamespacedName][]ServicePortName
+
+	// Pending changes: the latest recorded state per Service (nil map:
+	// deleted or not proxied) and per slice (nil: deleted).
+	pendingSvc    map[types.NamespacedName]map[ServicePortName]*ServicePort
+	pendingSlices map[types.NamespacedName]map[string]*sliceInfo
+
+	// warned remembers what was already logged as ignored, per Service.
+	warned map[types.NamespacedName]map[string]struct{}
+
+	notify func()
+}
+
+// TrackerOption configures a ChangeTracker.
+type TrackerOption func(*ChangeTracker)
+
+// WithTrackerLogger sets the logger for ignored input (unsupported
+// protocols, address families, malformed slices). Default: discard.
+func WithTrackerLogger(l *slog.Logger) TrackerOption {
+	return func(t *ChangeTracker) { t.log = l.With("component", "changetracker") }
+}
+
+// WithNotify sets a function called (outside the tracker's lock) after an
+// event recorded a change, typically Runner.Loop. A provider that embeds
+// *ChangeTracker gets the six Provider handlers this way.
+func WithNotify(fn func()) TrackerOption {
+	return func(t *ChangeTracker) { t.notify = fn }
+}
+
+// NewChangeTracker returns an empty tracker for the given node.
+func NewChangeTracker(node NodeConfig, opts ...TrackerOption) *ChangeTracker {
+	t := &ChangeTracker{
+		node:          node,
+		log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		services:      make(map[ServicePortName]*ServicePort),
+		endpoints:     make(map[ServicePortName][]Endpoint),
+		svcPorts:      make(map[types.NamespacedName]map[ServicePortName]*ServicePort),
+		slices:        make(map[types.NamespacedName]map[string]*sliceInfo),
+		epNames:       make(map[types.NamespacedName][]ServicePortName),
+		pendingSvc:    make(map[types.NamespacedName]map[ServicePortName]*ServicePort),
+		pendingSlices: make(map[types.NamespacedName]map[string]*sliceInfo),
+		warned:        make(map[types.NamespacedName]map[string]struct{}),
+	}
+	for _, o := range opts {
+		o(t)
+	}
+	return t
+}
+
+// Node returns the node the tracker was made for.
+func (t *ChangeTracker) Node() NodeConfig { return t.node }
+
+// OnServiceAdd records a new Service.
+func (t *ChangeTracker) OnServiceAdd(svc *v1.Service) { t.recordService(svc, svc) }
+
+// OnServiceUpdate records a changed Service.
+func (t *ChangeTracker) OnServiceUpdate(old, svc *v1.Service) { t.recordService(svc, svc) }
+
+// OnServiceDelete records a deleted Service.
+func (t *ChangeTracker) OnServiceDelete(svc *v1.Service) { t.recordService(svc, nil) }
+
+func (t *ChangeTracker) recordService(key, svc *v1.Service) {
+	if key == nil {
+		return
+	}
+	nn := types.NamespacedName{Namespace: key.Namespace, Name: key.Name}
+	ports, ignored := ServicePorts(svc)
+	if len(ports) == 0 {
+		ports = nil
+	}
+	t.mu.Lock()
+	if svc == nil {
+		delete(t.warned, nn)
+	} else {
+		t.warnOnce(nn, ignored)
+	}
+	changed := !servicePortsEqual(t.svcPorts[nn], ports)
+	if changed {
+		t.pendingSvc[nn] = ports
+	} else {
+		delete(t.pendingSvc, nn)
+	}
+	t.mu.Unlock()
+	if changed && t.notify != nil {
+		t.notify()
+	}
+}
+
+// OnEndpointSliceAdd records a new EndpointSlice.
+func (t *ChangeTracker) OnEndpointSliceAdd(slice *discoveryv1.EndpointSlice) {
+	t.recordSlice(slice, false)
+}
+
+// OnEndpointSliceUpdate records a changed EndpointSlice.
+func (t *ChangeTracker) OnEndpointSliceUpdate(old, slice *discoveryv1.EndpointSlice) {
+	t.recordSlice(slice, false)
+}
+
+// OnEndpointSliceDelete records a deleted EndpointSlice.
+func (t *ChangeTracker) OnEndpointSliceDelete(slice *discoveryv1.EndpointSlice) {
+	t.recordSlice(slice, true)
+}
+
+func (t *ChangeTracker) recordSlice(slice *discoveryv1.EndpointSlice, remove bool) {
+	if slice == nil {
+		return
+	}
+	if slice.AddressType != discoveryv1.AddressTypeIPv4 {
+		return // IPv6 and FQDN slices are not proxied; one per Service is normal.
+	}
+	svcName := slice.Labels[discoveryv1.LabelServiceName]
+	if svcName == "" || slice.Namespace == "" || slice.Name == "" {
+		t.log.Warn("ignoring EndpointSlice without namespace, name or service label",
+			"slice", slice.Namespace+"/"+slice.Name, "label", discoveryv1.LabelServiceName)
+		return
+	}
+	nn := types.NamespacedName{Namespace: slice.Namespace, Name: svcName}
+	var info *sliceInfo
+	if !remove {
+		info = newSliceInfo(slice)
+	}
+	t.mu.Lock()
+	applied := t.slices[nn][slice.Name]
+	pending := t.pendingSlices[nn]
+	changed := !applied.equal(info)
+	switch {
+	case changed:
+		if pending == nil {
+			pending = make(map[string]*sliceInfo)
+			t.pendingSlices[nn] = pending
+		}
+		pending[slice.Name] = info
+	case pending != nil:
+		delete(pending, slice.Name)
+		if len(pending) == 0 {
+			delete(t.pendingSlices, nn)
+		}
+	}
+	t.mu.Unlock()
+	if changed && t.notify != nil {
+		t.notify()
+	}
+}
+
+func (t *ChangeTracker) warnOnce(nn types.NamespacedName, msgs []string) {
+	for _, m := range msgs {
+		w := t.warned[nn]
+		if _, ok := w[m]; ok {
+			continue
+		}
+		if w == nil {
+			w = make(map[string]struct{})
+			t.warned[nn] = w
+		}
+		w[m] = struct{}{}
+		t.log.Warn("ignoring part of Service", "service", nn.String(), "reason", m)
+	}
+}
+
+// Pending reports whether changes were recorded since the last Apply.
+func (t *ChangeTracker) Pending() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pendingSvc) > 0 || len(t.pendingSlices) > 0
+}
+
+// Apply folds every recorded change into the current state and returns
+// it. Its cost is proportional to the number of changed Services (and
+// their slices), not to the total.
+func (t *ChangeTracker) Apply() Update {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	changed := make(map[ServicePortName]struct{})
+
+	for nn, ports := range t.pendingSvc {
+		old := t.svcPorts[nn]
+		for name := range old {
+			if _, ok := ports[name]; !ok {
+				delete(t.services, name)
+				changed[name] = struct{}{}
+			}
+		}
+		for name, sp := range ports {
+			if o, ok := old[name]; !ok || !o.Equal(sp) {
+				t.services[name] = sp
+				changed[name] = struct{}{}
+			}
+		}
+		if ports == nil {
+			delete(t.svcPorts, nn)
+		} else {
+			t.svcPorts[nn] = ports
+		}
+	}
+	clear(t.pendingSvc)
+
+	for nn, pending := range t.pendingSlices {
+		applied := t.slices[nn]
+		if applied == nil {
+			applied = make(map[string]*sliceInfo)
+			t.slices[nn] = applied
+		}
+		for name, info := range pending {
+			if info == nil {
+				delete(applied, name)
+			} else {
+				applied[name] = info
+			}
+		}
+		if len(applied) == 0 {
+			delete(t.slices, nn)
+		}
+		eps := t.buildEndpoints(nn, applied)
+		for _, name := range t.epNames[nn] {
+			if _, ok := eps[name]; !ok {
+				delete(t.endpoints, name)
+				changed[name] = struct{}{}
+			}
+		}
+		names := make([]ServicePortName, 0, len(eps))
+		for name, list := range eps {
+			names = append(names, name)
+			if !slices.Equal(t.endpoints[name], list) {
+				t.endpoints[name] = list
+				changed[name] = struct{}{}
+			}
+		}
+		if len(names) == 0 {
+			delete(t.epNames, nn)
+		} else {
+			t.epNames[nn] = names
+		}
+	}
+	clear(t.pendingSlices)
+
+	return Update{Services: t.services, Endpoints: t.endpoints, Changed: changed}
+}
+
+// buildEndpoints computes one Service's endpoints from all its slices, as
+// kube-proxy's EndpointSliceCache does: per slice port (name, protocol,
+// number), one Endpoint per distinct ip:port; when an address appears in
+// several slices a non-terminating copy wins. Slices are visited in name
+// order so the result does not depend on map order.
+func (t *ChangeTracker) buildEndpoints(nn types.NamespacedName, bySlice map[string]*sliceInfo) map[ServicePortName][]Endpoint {
+	out := make(map[ServicePortName][]Endpoint)
+	if len(bySlice) == 0 {
+		return out
+	}
+	names := make([]string, 0, len(bySlice))
+	for n := range bySlice {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	type key struct {
+		name ServicePortName
+		ap   netip.AddrPort
+	}
+	index := make(map[key]int)
+	for _, sn := range names {
+		info := bySlice[sn]
+		for _, p := range info.ports {
+			spn := ServicePortName{NamespacedName: nn, Port: p.name, Protocol: p.protocol}
+			for _, e := range info.endpoints {
+				ep := Endpoint{
+					IP:          e.ip,
+					Port:        p.port,
+					Ready:       e.ready,
+					Serving:     e.serving,
+					Terminating: e.terminating,
+					NodeName:    e.nodeName,
+					Local:       t.node.Name != "" && e.nodeName == t.node.Name,
+				}
+				k := key{spn, ep.AddrPort()}
+				if i, ok := index[k]; ok {
+					if !ep.Terminating {
+						out[spn][i] = ep
+					}
+					continue
+				}
+				index[k] = len(out[spn])
+				out[spn] = append(out[spn], ep)
+			}
+		}
+	}
+	for _, list := range out {
+		slices.SortFunc(list, CompareEndpoints)
+	}
+	return out
+}
+
+func servicePortsEqual(a, b map[ServicePortName]*ServicePort) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for name, sp := range a {
+		if !sp.Equal(b[name]) {
+			return false
+		}
+	}
+	return true
+}
+
+// sliceInfo is the part of an EndpointSlice the dataplane uses, copied so
+// the tracker keeps no reference to informer objects.
+type sliceInfo struct {
+	ports     []slicePort
+	endpoints []sliceEndpoint
+}
+
+type slicePort struct {
+	name     string
+	protocol v1.Protocol
+	port     uint16
+}
+
+type sliceEndpoint struct {
+	ip          netip.Addr
+	nodeName    string
+	ready       bool
+	serving     bool
+	terminating bool
+}
+
+// newSliceInfo converts an IPv4 EndpointSlice. Ports without a number (or
+// out of range) and endpoints without a valid IPv4 first address are
+// dropped, as kube-proxy drops them. A nil port name means "" and a nil
+// protocol TCP (the API defaults). Conditions follow the EndpointSlice
+// API: ready and serving default to true, terminating to false.
+func newSliceInfo(s *discoveryv1.EndpointSlice) *sliceInfo {
+	info := &sliceInfo{}
+	for _, p := range s.Ports {
+		if p.Port == nil || *p.Port <= 0 || *p.Port > 65535 {
+			continue
+		}
+		sp := slicePort{protocol: v1.ProtocolTCP, port: uint16(*p.Port)}
+		if p.Name != nil {
+			sp.name = *p.Name
+		}
+		if p.Protocol != nil {
+			sp.protocol = *p.Protocol
+		}
+		if sp.protocol != v1.ProtocolTCP && sp.protocol != v1.ProtocolUDP {
+			continue
+		}
+		info.ports = append(info.ports, sp)
+	}
+	for _, e := range s.Endpoints {
+		if len(e.Addresses) == 0 {
+			continue
+		}
+		ip, err := netip.ParseAddr(strings.TrimSpace(e.Addresses[0]))
+		if err != nil {
+			continue
+		}
+		ip = ip.Unmap()
+		if !ip.Is4() {
+			continue
+		}
+		se := sliceEndpoint{
+			ip:          ip,
+			ready:       e.Conditions.Ready == nil || *e.Conditions.Ready,
+			serving:     e.Conditions.Serving == nil || *e.Conditions.Serving,
+			terminating: e.Conditions.Terminating != nil && *e.Conditions.Terminating,
+		}
+		if e.NodeName != nil {
+			se.nodeName = *e.NodeName
+		}
+		info.endpoints = append(info.endpoints, se)
+	}
+	return info
+}
+
+func (s *sliceInfo) equal(o *sliceInfo) bool {
+	if s == nil || o == nil {
+		return s == o
+	}
+	return slices.Equal(s.ports, o.ports) && slices.Equal(s.endpoints, o.endpoints)
+}
+
+// String is for debugging.
+func (s *sliceInfo) String() string {
+	return fmt.Sprintf("ports=%v endpoints=%v", s.ports, s.endpoints)
+}
