@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Service lookup, backend selection (random slots, session affinity,
+ * Maglev), conntrack records and counters: the logic the socket, TC and XDP
+ * programs share. */
+#ifndef SKIFF_LB_H
+#define SKIFF_LB_H
+
+#include "common.h"
+#include "config.h"
+#include "maps.h"
+#include "pkt.h"
+
+#define NSEC_PER_SEC 1000000000ULL
+
+static __always_inline struct lb_svc_val *lb_svc_lookup(__be32 addr, __be16 port, __u8 proto,
+							__u8 scope)
+{
+	struct lb_svc_key k = { .addr = addr, .port = port, .proto = proto, .scope = scope };
+
+	return bpf_map_lookup_elem(&skf_svc_v1, &k);
+}
+
+/* The backend with id, or NULL when id is 0 or the backend was deleted. */
+static __always_inline struct lb_backend *lb_backend(__u32 id)
+{
+	struct lb_backend *be;
+
+	if (!id)
+		return NULL;
+	be = bpf_map_lookup_elem(&skf_be_v1, &id);
+	if (!be || !be->addr)
+		return NULL;
+	return be;
+}
+
+static __always_inline __u32 lb_slot(__u32 id, __u32 slot)
+{
+	struct lb_slot_key k = { .id = id, .slot = slot };
+	__u32 *be = bpf_map_lookup_elem(&skf_slot_v1, &k);
+
+	return be ? *be : 0;
+}
+
+/* Maglev: the backend at hash mod M in the set's lookup table. */
+static __always_inline __u32 lb_maglev(__u32 id, __u32 hash)
+{
+	__u32 idx = hash % cfg_maglev_size;
+	__u32 *be;
+	void *table;
+
+	table = bpf_map_lookup_elem(&skf_mglv_v1, &id);
+	if (!table)
+		return 0;
+	be = bpf_map_lookup_elem(table, &idx);
+	return be ? *be : 0;
+}
+
+#define LB_PICK_RANDOM 0
+#define LB_PICK_HASH 1
+#define LB_PICK_MAGLEV 2
+
+/* Picks a backend id for a new connection to svc (count > 0). With session
+ * affinity a recent choice for the same client is reused while that
+ * backend still holds its slot. */
+static __always_inline __u32 lb_select(const struct lb_svc_val *svc, __u64 client,
+				       __u32 aff_kind, __u32 hash, int how)
+{
+	struct lb_aff_key ak = { .client = client, .id = svc->id, .kind = aff_kind };
+	struct lb_aff_val av = {};
+	struct lb_aff_val *cur;
+	__u64 now = 0;
+	__u32 slot = 0, be;
+
+	if (svc->flags & SVC_F_AFFINITY) {
+		now = bpf_ktime_get_ns();
+		cur = bpf_map_lookup_elem(&skf_aff_v1, &ak);
+		if (cur && now - cur->last_ns <= (__u64)svc->affinity_timeout * NSEC_PER_SEC &&
+		    cur->slot < svc->count && lb_slot(svc->id, cur->slot) == cur->backend_id) {
+			cur->last_ns = now;
+			return cur->backend_id;
+		}
+	}
+	/* Maglev needs no per-client state; with affinity the choice must be
+	 * remembered with its slot, so affinity services use hashed slots. */
+	if (how == LB_PICK_MAGLEV) {
+		if ((svc->flags & (SVC_F_MAGLEV | SVC_F_AFFINITY)) == SVC_F_MAGLEV)
+			return lb_maglev(svc->id, hash);
+		how = LB_PICK_HASH;
+	}
+	if (how == LB_PICK_RANDOM)
+		slot = bpf_get_prandom_u32() % svc->count;
+	else
+		slot = hash % svc->count;
+	be = lb_slot(svc->id, slot);
+	if (be && (svc->flags & SVC_F_AFFINITY)) {
+		av.last_ns = now;
+		av.backend_id = be;
+		av.slot = slot;
+		bpf_map_update_elem(&skf_aff_v1, &ak, &av, BPF_ANY);
+	}
+	return be;
+}
+
+static __always_inline void lb_count_pkt(__u32 svc_id, __u32 be_id, __u64 bytes)
+{
+	struct lb_counter *c;
+
+	c = bpf_map_lookup_elem(&skf_svccnt_v1, &svc_id);
+	if (c) {
+		c->packets++;
+		c->bytes += bytes;
+	}
+	c = bpf_map_lookup_elem(&skf_becnt_v1, &be_id);
+	if (c) {
+		c->packets++;
+		c->bytes += bytes;
+	}
+}
+
+static __always_inline void lb_count_sock(__u32 svc_id, __u32 be_id)
+{
+	struct lb_counter *c;
+
+	c = bpf_map_lookup_elem(&skf_svccnt_v1, &svc_id);
+	if (c)
+		c->sock++;
+	c = bpf_map_lookup_elem(&skf_becnt_v1, &be_id);
+	if (c)
+		c->sock++;
+}
+
+static __always_inline struct ct_val *ct_lookup(const struct pkt *p)
+{
+	struct ct_key k = {
+		.saddr = p->saddr, .daddr = p->daddr,
+		.sport = p->sport, .dport = p->dport, .proto = p->proto,
+	};
+
+	return bpf_map_lookup_elem(&skf_ct_v1, &k);
+}
+
+/* Records a translated flow: fwd (the packet's own tuple) rewrites to
+ * (nsaddr:nsport -> ndaddr:ndport); the reverse entry is keyed by the
+ * reply's tuple and rewrites it back. rev_flags/fwd_flags mark where each
+ * is applied. update_flags lets the SNAT path insist on a fresh reverse
+ * key (BPF_NOEXIST). Returns 0 on success. */
+static __always_inline int ct_create(const struct pkt *p, __be32 nsaddr, __be32 ndaddr,
+				     __be16 nsport, __be16 ndport, __u32 be_id, __u32 svc_id,
+				     __u8 fwd_flags, __u8 rev_flags, __u64 update_flags)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct ct_key fk = {
+		.saddr = p->saddr, .daddr = p->daddr,
+		.sport = p->sport, .dport = p->dport, .proto = p->proto,
+	};
+	struct ct_val fv = {
+		.nat_saddr = nsaddr, .nat_daddr = ndaddr,
+		.nat_sport = nsport, .nat_dport = ndport,
+		.backend_id = be_id, .svc_id = svc_id,
+		.kind = CT_FWD, .flags = fwd_flags, .created_ns = now,
+	};
+	struct ct_key rk = {
+		.saddr = ndaddr, .daddr = nsaddr,
+		.sport = ndport, .dport = nsport, .proto = p->proto,
+	};
+	struct ct_val rv = {
+		.nat_saddr = p->daddr, .nat_daddr = p->saddr,
+		.nat_sport = p->dport, .nat_dport = p->sport,
+		.backend_id = be_id, .svc_id = svc_id,
+		.kind = CT_REV, .flags = rev_flags, .created_ns = now,
+	};
+
+	if (bpf_map_update_elem(&skf_ct_v1, &rk, &rv, update_flags))
+		return -1;
+	if (bpf_map_update_elem(&skf_ct_v1, &fk, &fv, BPF_ANY))
+		return -1;
+	return 0;
+}
+
+#endif /* SKIFF_LB_H */

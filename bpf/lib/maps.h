@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Map layouts and map definitions shared by the socket, TC and XDP programs.
+ *
+ * Every map is pinned by name in the node's pin directory
+ * (/sys/fs/bpf/skiff/<node>/), so the three objects share one set of maps
+ * and a restarted agent finds them again. A map's layout version is part of
+ * its name: change a key or value layout and bump the _vN suffix.
+ *
+ * Byte order: addresses and ports are in network byte order (__be32/__be16)
+ * exactly as they appear in packets and in struct bpf_sock_addr; ids,
+ * counts, flags and timestamps are in host byte order. The Go side uses the
+ * bpf2go-generated mirrors of these structs (dataplane/ebpf, -type).
+ *
+ * Max entries given here are defaults; the Go loader sets them from its
+ * configuration before loading. */
+#ifndef SKIFF_MAPS_H
+#define SKIFF_MAPS_H
+
+#include "common.h"
+
+/* A frontend: ClusterIP, node IP (NodePort), external IP or LoadBalancer IP
+ * plus port and protocol, and the side the traffic comes from. Traffic to
+ * an external frontend from the node itself or a local pod (socket hooks,
+ * TC) uses the Service's cluster-wide endpoints even under
+ * externalTrafficPolicy Local (kube-proxy's short-circuit); traffic from
+ * outside (XDP) uses the policy's endpoints. */
+#define SCOPE_INTERNAL 0 /* looked up by the socket hooks and TC */
+#define SCOPE_EXTERNAL 1 /* looked up by XDP */
+struct lb_svc_key {
+	__be32 addr;
+	__be16 port;
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 scope;
+};
+
+/* svc flags */
+#define SVC_F_EXTERNAL 0x01 /* NodePort, externalIP or LoadBalancer frontend */
+#define SVC_F_AFFINITY 0x02 /* sessionAffinity: ClientIP */
+#define SVC_F_LOCAL 0x04    /* externalTrafficPolicy Local: no SNAT */
+#define SVC_F_DROP 0x08     /* has endpoints, but none usable here: drop */
+#define SVC_F_MAGLEV 0x10   /* a Maglev table is installed for id */
+
+/* What a frontend resolves to. id names a backend set: each ServicePort
+ * has a cluster-wide set and, under a Local traffic policy, a node-local
+ * set; frontends point at the set their policy selects. count == 0 without
+ * SVC_F_DROP means the Service has no endpoints: refuse. */
+struct lb_svc_val {
+	__u32 id;
+	__u16 count; /* backends for new connections: slots 0..count-1 */
+	__u16 flags;
+	__u32 affinity_timeout; /* seconds, for SVC_F_AFFINITY */
+	__u32 pad;
+};
+
+/* Backend slot of a backend set: (id, slot) -> backend id. */
+struct lb_slot_key {
+	__u32 id;
+	__u32 slot;
+};
+
+#define BE_F_LOCAL 0x01 /* backend runs on this node */
+
+/* A backend, in an array indexed by backend id (0 is never used). An
+ * all-zero entry is a deleted backend: conntrack entries that still name it
+ * are ignored. */
+struct lb_backend {
+	__be32 addr;
+	__be16 port;
+	__u8 proto;
+	__u8 flags;
+};
+
+/* Conntrack key: the packet's 5-tuple as seen at the hook. */
+struct ct_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+#define CT_FWD 1 /* client -> service, translated to the backend */
+#define CT_REV 2 /* backend -> client, translated back to the service */
+
+#define CT_F_HAIRPIN 0x01 /* TC: send back out of the veth it came from */
+#define CT_F_XDP 0x02     /* created by XDP; XDP applies it */
+#define CT_F_FIB 0x04     /* XDP: after rewriting, fib lookup and transmit */
+#define CT_F_SNAT 0x08    /* XDP: source rewritten to the node IP */
+
+/* Conntrack value: the tuple a matching packet is rewritten to. Entries
+ * come in pairs (a CT_FWD and its CT_REV) and both name the backend so that
+ * userspace removes them together when the backend goes away. */
+struct ct_val {
+	__be32 nat_saddr;
+	__be32 nat_daddr;
+	__be16 nat_sport;
+	__be16 nat_dport;
+	__u32 backend_id;
+	__u32 svc_id;
+	__u8 kind;
+	__u8 flags;
+	__u16 pad;
+	__u64 created_ns;
+};
+
+/* Session affinity: (client, backend set) -> backend. client is a netns
+ * cookie for the socket hooks (AFF_NETNS) and an IPv4 address for TC and
+ * XDP (AFF_ADDR). */
+#define AFF_NETNS 1
+#define AFF_ADDR 2
+struct lb_aff_key {
+	__u64 client;
+	__u32 id;
+	__u32 kind;
+};
+
+struct lb_aff_val {
+	__u64 last_ns;
+	__u32 backend_id;
+	__u32 slot;
+};
+
+/* Socket translation record, keyed by socket cookie plus an address. With
+ * the service address (key addr = VIP) it maps to the chosen backend
+ * (sendmsg reuses it); with the backend address it maps back to the
+ * service (recvmsg, getpeername). */
+struct sk_key {
+	__u64 cookie;
+	__be32 addr;
+	__be16 port;
+	__u16 pad;
+};
+
+struct sk_val {
+	__be32 addr;
+	__be16 port;
+	__u16 pad;
+	__u32 backend_id;
+	__u32 svc_id;
+};
+
+/* Per-service and per-backend counters (per-CPU arrays indexed by id).
+ * packets/bytes count TC and XDP translations; sock counts connections and
+ * datagrams translated by the socket hooks (which never see packets). */
+struct lb_counter {
+	__u64 packets;
+	__u64 bytes;
+	__u64 sock;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct lb_svc_key);
+	__type(value, struct lb_svc_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skf_svc_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct lb_slot_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skf_slot_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 262144);
+	__type(key, __u32);
+	__type(value, struct lb_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skf_be_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct ct_key);
+	__type(value, struct ct_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skf_ct_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct lb_aff_key);
+	__type(value, struct lb_aff_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skf_aff_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct sk_key);
+	__type(value, struct sk_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skf_sk_v1 SEC(".maps");
+
+/* Network namespace cookies of this node and its pods: the socket hooks of
+ * a node act only on sockets of namespaces listed here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skf_netns_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct lb_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skf_svccnt_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 262144);
+	__type(key, __u32);
+	__type(value, struct lb_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skf_becnt_v1 SEC(".maps");
+
+/* Maglev lookup tables, one inner array per backend set that has external
+ * frontends; the inner size is the Maglev table size M (a prime) and is the
+ * same for every inner map (set by the loader). */
+struct maglev_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 16381);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct maglev_inner);
+} skf_mglv_v1 SEC(".maps");
+
+#endif /* SKIFF_MAPS_H */

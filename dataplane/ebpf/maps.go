@@ -1,0 +1,71 @@
+package ebpf
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrMapFull is returned (wrapped, naming the map) when a map or an id
+// space has no room left for an entry. Sync reports it and counts it in a
+// metric; nothing is dropped silently.
+var ErrMapFull = errors.New("bpf map full")
+
+// Map names: the pin names in the node's pin directory. The _vN suffix is
+// the layout version (see bpf/lib/maps.h).
+const (
+	MapServices     = "skf_svc_v1"
+	MapSlots        = "skf_slot_v1"
+	MapBackends     = "skf_be_v1"
+	MapConntrack    = "skf_ct_v1"
+	MapAffinity     = "skf_aff_v1"
+	MapSockets      = "skf_sk_v1"
+	MapNetNS        = "skf_netns_v1"
+	MapSvcCounters  = "skf_svccnt_v1"
+	MapBackendCount = "skf_becnt_v1"
+	MapMaglev       = "skf_mglv_v1"
+)
+
+// Maps is the reconciler's view of the BPF maps: batched writes of the
+// load balancer state, the conntrack and affinity clean-up that backend
+// removal needs, and reads for restart reconciliation and metrics. Bpf
+// implements it on the pinned maps; Fake in memory.
+type Maps interface {
+	// UpdateServices writes frontend entries (insert or replace).
+	UpdateServices(keys []SvcKey, vals []SvcVal) error
+	DeleteServices(keys []SvcKey) error
+	// UpdateSlots writes backend slots of backend sets.
+	UpdateSlots(keys []SlotKey, vals []uint32) error
+	DeleteSlots(keys []SlotKey) error
+	// UpdateBackends writes backends by id; a zero Backend deletes one.
+	UpdateBackends(ids []uint32, vals []Backend) error
+	// SetMaglev installs (atomically replaces) the Maglev table of a set.
+	SetMaglev(id uint32, table []uint32) error
+	DeleteMaglev(ids []uint32) error
+	// ResetCounters zeroes the counters of newly allocated ids.
+	ResetCounters(setIDs, backendIDs []uint32) error
+	// DeleteConntrack deletes every conntrack entry (and affinity
+	// record) for which match returns true; it returns how many
+	// conntrack entries went.
+	DeleteConntrack(match func(CTKey, CTVal) bool) (int, error)
+	// Snapshot reads the load balancer state (not conntrack).
+	Snapshot() (*Snapshot, error)
+	// SetCounters returns the counters of backend sets, summed over CPUs.
+	SetCounters(ids []uint32) (map[uint32]Counter, error)
+	// ConntrackEntries counts conntrack entries.
+	ConntrackEntries() (int, error)
+	// AddNetNS and DeleteNetNS maintain the namespaces this node owns.
+	AddNetNS(cookie uint64) error
+	DeleteNetNS(cookie uint64) error
+}
+
+// Snapshot is the load balancer content of the maps.
+type Snapshot struct {
+	Services map[SvcKey]SvcVal
+	Slots    map[SlotKey]uint32
+	Backends map[uint32]Backend // non-zero entries only
+	Maglev   map[uint32]bool    // sets with a Maglev table
+}
+
+func mapFull(name string, err error) error {
+	return fmt.Errorf("%s: %w: %w", name, ErrMapFull, err)
+}

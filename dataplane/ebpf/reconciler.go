@@ -1,0 +1,778 @@
+package ebpf
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strconv"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/skiff-project/skiff/dataplane"
+	"github.com/skiff-project/skiff/dataplane/maglev"
+)
+
+// reconciler turns dataplane.Updates into map operations. It keeps a
+// mirror of what it programmed (frontends, set slots, Maglev inputs,
+// backends with reference counts) and, per ServicePort, what that port
+// owns, so a sync touches only the entries of the ports that changed. After
+// a restart, or after a failed sync, the mirror is rebuilt from the maps
+// (Snapshot) and the next sync is a full diff against it: entries that are
+// right stay untouched, stale ones go, and conntrack is only flushed for
+// backends that are gone.
+type reconciler struct {
+	maps       Maps
+	node       dataplane.NodeConfig
+	maglevSize uint64
+	log        *slog.Logger
+
+	ports     map[dataplane.ServicePortName]*portState
+	frontends map[SvcKey]SvcVal
+	sets      map[uint32]*setState
+	backends  map[beKey]*beState
+	byID      map[uint32]*beState
+	setIDs    *idAlloc
+	beIDs     *idAlloc
+
+	// needFull is set at start and after an error: the next sync reads
+	// the maps back and diffs every ServicePort.
+	needFull bool
+	// claimable maps frontends found in the maps to their set ids, during
+	// the full diff after adopt: a ServicePort takes over the sets its
+	// frontends point at, so their slots and conntrack stay as they are.
+	claimable map[SvcKey]uint32
+	claimed   map[uint32]bool
+}
+
+// portState is what one ServicePort owns.
+type portState struct {
+	cluster   uint32 // set ids; 0 when absent
+	local     uint32
+	frontends []SvcKey
+	endpoints []beKey // every endpoint in the slices, any state
+}
+
+type setState struct {
+	slots       []uint32 // backend ids by slot
+	maglev      []uint32 // slots the installed Maglev table was built from
+	hasMaglev   bool
+	maglevStale bool // a table exists but its input is unknown (restart)
+}
+
+type beKey struct {
+	addr  netip.Addr
+	port  uint16
+	proto uint8
+}
+
+func (k beKey) String() string {
+	return netip.AddrPortFrom(k.addr, k.port).String() + "/" + strconv.Itoa(int(k.proto))
+}
+
+type beState struct {
+	id   uint32
+	val  Backend
+	refs int
+}
+
+func newReconciler(m Maps, node dataplane.NodeConfig, sizes MapSizes, maglevSize uint64, log *slog.Logger) *reconciler {
+	sizes = sizes.withDefaults()
+	return &reconciler{
+		maps:       m,
+		node:       node,
+		maglevSize: maglevSize,
+		log:        log,
+		ports:      map[dataplane.ServicePortName]*portState{},
+		frontends:  map[SvcKey]SvcVal{},
+		sets:       map[uint32]*setState{},
+		backends:   map[beKey]*beState{},
+		byID:       map[uint32]*beState{},
+		setIDs:     newIDAlloc("backend set ids ("+MapSvcCounters+")", sizes.Sets),
+		beIDs:      newIDAlloc("backend ids ("+MapBackends+")", sizes.Backends),
+		needFull:   true,
+	}
+}
+
+// plan collects the operations of one sync in the order they are applied.
+type plan struct {
+	beUpd     []uint32
+	beUpdVals []Backend
+	newSets   []uint32
+	newBEs    []uint32
+	slotKeys  []SlotKey
+	slotVals  []uint32
+	maglev    map[uint32][]uint32
+	svcKeys   []SvcKey
+	svcVals   []SvcVal
+	svcDel    []SvcKey
+	slotDel   []SlotKey
+	maglevDel []uint32
+	beDel     []uint32
+	// flush: conntrack of (set, backend) pairs, and of whole backends.
+	flushPair map[[2]uint32]bool
+	flushBE   map[uint32]bool
+	freeSets  []uint32
+}
+
+func (p *plan) ops() int {
+	return len(p.beUpd) + len(p.slotKeys) + len(p.maglev) + len(p.svcKeys) + len(p.svcDel) +
+		len(p.slotDel) + len(p.maglevDel) + len(p.beDel)
+}
+
+// desiredSet is a backend set as the update wants it.
+type desiredSet struct {
+	eps []dataplane.Endpoint
+}
+
+// sync applies u. When full (or when the reconciler needs a full pass)
+// every ServicePort is diffed; otherwise only u.Changed.
+func (r *reconciler) sync(u dataplane.Update, full bool) (int, error) {
+	if r.needFull {
+		if err := r.adopt(); err != nil {
+			return 0, err
+		}
+		full = true
+	}
+	p := &plan{maglev: map[uint32][]uint32{}, flushPair: map[[2]uint32]bool{}, flushBE: map[uint32]bool{}}
+	names := make([]dataplane.ServicePortName, 0, len(u.Changed))
+	if full {
+		for n := range u.Services {
+			names = append(names, n)
+		}
+		for n := range r.ports {
+			if _, ok := u.Services[n]; !ok {
+				names = append(names, n)
+			}
+		}
+	} else {
+		for n := range u.Changed {
+			names = append(names, n)
+		}
+	}
+	slices.SortFunc(names, func(a, b dataplane.ServicePortName) int { return compareNames(a, b) })
+	var err error
+	for _, n := range names {
+		if err = r.planPort(p, n, u.Services[n], u.Endpoints[n]); err != nil {
+			break
+		}
+	}
+	if err == nil && full {
+		r.planGarbage(p)
+		r.claimable, r.claimed = nil, nil
+	}
+	if err == nil {
+		err = r.apply(p)
+	}
+	if err != nil {
+		// The mirror may no longer match the maps: read them back and
+		// diff everything next time.
+		r.needFull = true
+		return p.ops(), err
+	}
+	return p.ops(), nil
+}
+
+func compareNames(a, b dataplane.ServicePortName) int {
+	if c := compareStr(a.Namespace, b.Namespace); c != 0 {
+		return c
+	}
+	if c := compareStr(a.Name, b.Name); c != 0 {
+		return c
+	}
+	if c := compareStr(a.Port, b.Port); c != 0 {
+		return c
+	}
+	return compareStr(string(a.Protocol), string(b.Protocol))
+}
+
+func compareStr(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func protoNum(p v1.Protocol) (uint8, bool) {
+	switch p {
+	case v1.ProtocolTCP:
+		return protoTCP, true
+	case v1.ProtocolUDP:
+		return protoUDP, true
+	}
+	return 0, false
+}
+
+// planPort plans the changes for one ServicePort (sp nil: deleted).
+func (r *reconciler) planPort(p *plan, name dataplane.ServicePortName, sp *dataplane.ServicePort, eps []dataplane.Endpoint) error {
+	old := r.ports[name]
+	var proto uint8
+	ok := false
+	if sp != nil {
+		proto, ok = protoNum(sp.Protocol)
+	}
+	if sp == nil || !ok {
+		if old != nil {
+			r.dropPort(p, name, old)
+		}
+		return nil
+	}
+	if old == nil {
+		old = r.claim(sp, proto)
+	}
+	next := &portState{}
+
+	// Endpoints: every endpoint of the slices is a backend (established
+	// flows to terminating ones keep working); only the selected ones get
+	// slots.
+	keep := map[beKey]bool{}
+	for _, ep := range eps {
+		if !ep.IP.Is4() {
+			continue
+		}
+		k := beKey{addr: ep.IP, port: ep.Port, proto: proto}
+		if keep[k] {
+			continue
+		}
+		keep[k] = true
+		next.endpoints = append(next.endpoints, k)
+	}
+	oldEps := map[beKey]bool{}
+	for _, k := range old.endpoints {
+		oldEps[k] = true
+	}
+	local := map[beKey]bool{}
+	for _, ep := range eps {
+		if ep.Local && ep.IP.Is4() {
+			local[beKey{addr: ep.IP, port: ep.Port, proto: proto}] = true
+		}
+	}
+	for _, k := range next.endpoints {
+		if err := r.refBackend(p, k, local[k], !oldEps[k]); err != nil {
+			return err
+		}
+	}
+
+	cluster, localEps := dataplane.SelectEndpoints(sp, eps)
+	hasExternal := sp.NodePort != 0 || len(sp.ExternalIPs) > 0 || len(sp.LoadBalancerIPs) > 0
+	needLocal := sp.InternalPolicyLocal || (sp.ExternalPolicyLocal && hasExternal)
+
+	var err error
+	next.cluster, err = r.planSet(p, old.cluster, cluster, proto, hasExternal && !sp.ExternalPolicyLocal)
+	if err != nil {
+		return err
+	}
+	if needLocal {
+		next.local, err = r.planSet(p, old.local, localEps, proto, hasExternal && sp.ExternalPolicyLocal)
+		if err != nil {
+			return err
+		}
+	} else if old.local != 0 {
+		r.dropSet(p, old.local)
+	}
+	// The ports of this ServicePort (ids, slots) are planned; now the
+	// frontends pointing at them.
+	want := r.frontendsFor(sp, proto, next, len(cluster) > 0)
+	seen := map[SvcKey]bool{}
+	for _, f := range want {
+		seen[f.key] = true
+		next.frontends = append(next.frontends, f.key)
+		if cur, ok := r.frontends[f.key]; ok && cur == f.val {
+			continue
+		}
+		p.svcKeys = append(p.svcKeys, f.key)
+		p.svcVals = append(p.svcVals, f.val)
+	}
+	for _, k := range old.frontends {
+		if !seen[k] {
+			p.svcDel = append(p.svcDel, k)
+		}
+	}
+
+	// Endpoints gone from the slices: their flows end.
+	for _, k := range old.endpoints {
+		if keep[k] {
+			continue
+		}
+		be := r.backends[k]
+		if be == nil {
+			continue
+		}
+		for _, id := range []uint32{old.cluster, old.local, next.cluster, next.local} {
+			if id != 0 {
+				p.flushPair[[2]uint32{id, be.id}] = true
+			}
+		}
+		r.unrefBackend(p, k)
+	}
+	r.ports[name] = next
+	return nil
+}
+
+type frontend struct {
+	key SvcKey
+	val SvcVal
+}
+
+// frontendsFor lists the frontend entries of sp.
+func (r *reconciler) frontendsFor(sp *dataplane.ServicePort, proto uint8, ps *portState, hasEndpoints bool) []frontend {
+	var out []frontend
+	flags := uint16(0)
+	if sp.AffinityTimeoutSeconds > 0 {
+		flags |= SvcFlagAffinity
+	}
+	mk := func(addr netip.Addr, port uint16, scope uint8, set uint32, extra uint16) {
+		if !addr.Is4() || port == 0 || set == 0 {
+			return
+		}
+		st := r.sets[set]
+		f := flags | extra
+		if len(st.slots) == 0 && hasEndpoints {
+			f |= SvcFlagDrop
+		}
+		if scope == ScopeExternal && st.hasMaglev {
+			f |= SvcFlagMaglev
+		}
+		out = append(out, frontend{
+			key: SvcKey{Addr: be32(addr), Port: be16(port), Proto: proto, Scope: scope},
+			val: SvcVal{Id: set, Count: uint16(len(st.slots)), Flags: f, AffinityTimeout: sp.AffinityTimeoutSeconds},
+		})
+	}
+	internal := ps.cluster
+	if sp.InternalPolicyLocal {
+		internal = ps.local
+	}
+	for _, a := range sp.ClusterIPs {
+		mk(a, sp.Port, ScopeInternal, internal, 0)
+	}
+	external := ps.cluster
+	extFlags := uint16(SvcFlagExternal)
+	if sp.ExternalPolicyLocal {
+		external = ps.local
+		extFlags |= SvcFlagLocal
+	}
+	ext := func(a netip.Addr, port uint16) {
+		mk(a, port, ScopeInternal, ps.cluster, SvcFlagExternal)
+		mk(a, port, ScopeExternal, external, extFlags)
+	}
+	if sp.NodePort != 0 {
+		for _, a := range r.node.NodeIPs {
+			ext(a, sp.NodePort)
+		}
+	}
+	for _, a := range sp.ExternalIPs {
+		ext(a, sp.Port)
+	}
+	for _, a := range sp.LoadBalancerIPs {
+		ext(a, sp.Port)
+	}
+	// A ClusterIP that is also listed as an external address would give
+	// two entries for one key: keep the first.
+	seen := map[SvcKey]bool{}
+	uniq := out[:0]
+	for _, f := range out {
+		if !seen[f.key] {
+			seen[f.key] = true
+			uniq = append(uniq, f)
+		}
+	}
+	return uniq
+}
+
+// planSet plans one backend set: allocates its id if new, diffs its slots
+// and, for sets used by XDP, its Maglev table.
+func (r *reconciler) planSet(p *plan, id uint32, eps []dataplane.Endpoint, proto uint8, wantMaglev bool) (uint32, error) {
+	st := r.sets[id]
+	if id == 0 || st == nil {
+		var err error
+		id, err = r.setIDs.alloc()
+		if err != nil {
+			return 0, err
+		}
+		st = &setState{}
+		r.sets[id] = st
+		p.newSets = append(p.newSets, id)
+	}
+	slots := make([]uint32, 0, len(eps))
+	for _, ep := range eps {
+		be := r.backends[beKey{addr: ep.IP, port: ep.Port, proto: proto}]
+		if be == nil {
+			continue // not IPv4
+		}
+		slots = append(slots, be.id)
+	}
+	for i, b := range slots {
+		if i < len(st.slots) && st.slots[i] == b {
+			continue
+		}
+		p.slotKeys = append(p.slotKeys, SlotKey{Id: id, Slot: uint32(i)})
+		p.slotVals = append(p.slotVals, b)
+	}
+	for i := len(slots); i < len(st.slots); i++ {
+		p.slotDel = append(p.slotDel, SlotKey{Id: id, Slot: uint32(i)})
+	}
+	st.slots = slots
+
+	wantMaglev = wantMaglev && len(slots) > 0
+	switch {
+	case wantMaglev && (!st.hasMaglev || st.maglevStale || !slices.Equal(st.maglev, slots)):
+		table, err := r.maglevTable(slots)
+		if err != nil {
+			return 0, err
+		}
+		p.maglev[id] = table
+		st.hasMaglev, st.maglevStale = true, false
+		st.maglev = slices.Clone(slots)
+	case !wantMaglev && st.hasMaglev:
+		p.maglevDel = append(p.maglevDel, id)
+		st.hasMaglev, st.maglevStale, st.maglev = false, false, nil
+	}
+	return id, nil
+}
+
+// maglevTable builds the table for a set: slot i holds a backend id. The
+// Maglev input names backends by address, so every node builds the same
+// table for the same endpoints whatever ids it gave them.
+func (r *reconciler) maglevTable(slots []uint32) ([]uint32, error) {
+	names := make([]string, len(slots))
+	for i, id := range slots {
+		names[i] = r.byID[id].key().String()
+	}
+	if n := uint64(len(slots)) * maglev.MinSlotsPerBackend; n >= r.maglevSize {
+		r.log.Warn("maglev table small for backend count", "backends", len(slots), "table", r.maglevSize)
+	}
+	idx, err := maglev.Table(names, r.maglevSize)
+	if err != nil {
+		return nil, fmt.Errorf("maglev table: %w", err)
+	}
+	out := make([]uint32, len(idx))
+	for i, j := range idx {
+		out[i] = slots[j]
+	}
+	return out, nil
+}
+
+func (b *beState) key() beKey {
+	return beKey{addr: addrFromBE32(b.val.Addr), port: portFromBE16(b.val.Port), proto: b.val.Proto}
+}
+
+// refBackend makes sure a backend exists (allocating its id) and, for an
+// endpoint new to its ServicePort, counts the reference.
+func (r *reconciler) refBackend(p *plan, k beKey, local, newRef bool) error {
+	val := Backend{Addr: be32(k.addr), Port: be16(k.port), Proto: k.proto}
+	if local {
+		val.Flags = BackendFlagLocal
+	}
+	be := r.backends[k]
+	if be == nil {
+		id, err := r.beIDs.alloc()
+		if err != nil {
+			return err
+		}
+		be = &beState{id: id}
+		r.backends[k] = be
+		r.byID[id] = be
+		p.newBEs = append(p.newBEs, id)
+	}
+	if be.val != val {
+		be.val = val
+		p.beUpd = append(p.beUpd, be.id)
+		p.beUpdVals = append(p.beUpdVals, val)
+	}
+	if newRef {
+		be.refs++
+	}
+	return nil
+}
+
+func (r *reconciler) unrefBackend(p *plan, k beKey) {
+	be := r.backends[k]
+	if be == nil {
+		return
+	}
+	be.refs--
+	if be.refs > 0 {
+		return
+	}
+	p.beDel = append(p.beDel, be.id)
+	p.flushBE[be.id] = true
+	delete(r.backends, k)
+	delete(r.byID, be.id)
+}
+
+func (r *reconciler) dropSet(p *plan, id uint32) {
+	st := r.sets[id]
+	if st == nil {
+		return
+	}
+	for i := range st.slots {
+		p.slotDel = append(p.slotDel, SlotKey{Id: id, Slot: uint32(i)})
+	}
+	if st.hasMaglev {
+		p.maglevDel = append(p.maglevDel, id)
+	}
+	delete(r.sets, id)
+	p.freeSets = append(p.freeSets, id)
+}
+
+func (r *reconciler) dropPort(p *plan, name dataplane.ServicePortName, ps *portState) {
+	p.svcDel = append(p.svcDel, ps.frontends...)
+	for _, id := range []uint32{ps.cluster, ps.local} {
+		if id != 0 {
+			r.dropSet(p, id)
+		}
+	}
+	for _, k := range ps.endpoints {
+		if be := r.backends[k]; be != nil {
+			for _, id := range []uint32{ps.cluster, ps.local} {
+				if id != 0 {
+					p.flushPair[[2]uint32{id, be.id}] = true
+				}
+			}
+		}
+		r.unrefBackend(p, k)
+	}
+	delete(r.ports, name)
+}
+
+// planGarbage removes what the maps hold and no ServicePort owns (after a
+// full diff: state of Services deleted while the agent was down, or left
+// by a failed sync).
+func (r *reconciler) planGarbage(p *plan) {
+	owned := map[SvcKey]bool{}
+	ownedSets := map[uint32]bool{}
+	for _, ps := range r.ports {
+		for _, k := range ps.frontends {
+			owned[k] = true
+		}
+		ownedSets[ps.cluster] = true
+		ownedSets[ps.local] = true
+	}
+	for k := range r.frontends {
+		if !owned[k] && !slices.Contains(p.svcDel, k) {
+			p.svcDel = append(p.svcDel, k)
+		}
+	}
+	for id := range r.sets {
+		if !ownedSets[id] {
+			r.dropSet(p, id)
+		}
+	}
+	for k, be := range r.backends {
+		if be.refs <= 0 {
+			be.refs = 1
+			r.unrefBackend(p, k)
+		}
+	}
+}
+
+// adopt rebuilds the mirror from the maps.
+func (r *reconciler) adopt() error {
+	snap, err := r.maps.Snapshot()
+	if err != nil {
+		return fmt.Errorf("read maps: %w", err)
+	}
+	r.frontends = snap.Services
+	r.sets = map[uint32]*setState{}
+	r.backends = map[beKey]*beState{}
+	r.byID = map[uint32]*beState{}
+	r.ports = map[dataplane.ServicePortName]*portState{}
+	r.setIDs = newIDAlloc(r.setIDs.name, int(r.setIDs.max))
+	r.beIDs = newIDAlloc(r.beIDs.name, int(r.beIDs.max))
+
+	// Sets: from frontends, slots and Maglev tables.
+	slotsByID := map[uint32]map[uint32]uint32{}
+	for k, b := range snap.Slots {
+		if slotsByID[k.Id] == nil {
+			slotsByID[k.Id] = map[uint32]uint32{}
+		}
+		slotsByID[k.Id][k.Slot] = b
+	}
+	ensure := func(id uint32) {
+		if id == 0 || r.sets[id] != nil {
+			return
+		}
+		if err := r.setIDs.claim(id); err != nil {
+			return
+		}
+		st := &setState{}
+		for i, b := range slotsByID[id] {
+			for int(i) >= len(st.slots) {
+				st.slots = append(st.slots, 0)
+			}
+			st.slots[i] = b
+		}
+		if snap.Maglev[id] {
+			st.hasMaglev, st.maglevStale = true, true
+		}
+		r.sets[id] = st
+	}
+	for _, v := range snap.Services {
+		ensure(v.Id)
+	}
+	for id := range slotsByID {
+		ensure(id)
+	}
+	for id := range snap.Maglev {
+		ensure(id)
+	}
+	for id, b := range snap.Backends {
+		if err := r.beIDs.claim(id); err != nil {
+			continue
+		}
+		be := &beState{id: id, val: b}
+		k := be.key()
+		if r.backends[k] != nil {
+			// Duplicate: drop this copy later through a full diff.
+			continue
+		}
+		r.backends[k] = be
+		r.byID[id] = be
+	}
+	// Ports claim sets through their frontends during the diff.
+	r.claimable = map[SvcKey]uint32{}
+	r.claimed = map[uint32]bool{}
+	for k, v := range snap.Services {
+		r.claimable[k] = v.Id
+	}
+	r.needFull = false
+	return nil
+}
+
+// claim finds, after adopt, the sets that sp's frontends already point at.
+func (r *reconciler) claim(sp *dataplane.ServicePort, proto uint8) *portState {
+	ps := &portState{}
+	if r.claimable == nil {
+		return ps
+	}
+	take := func(dst *uint32, addr netip.Addr, port uint16, scope uint8) {
+		if *dst != 0 || !addr.Is4() {
+			return
+		}
+		id, ok := r.claimable[SvcKey{Addr: be32(addr), Port: be16(port), Proto: proto, Scope: scope}]
+		if !ok || r.claimed[id] || r.sets[id] == nil {
+			return
+		}
+		r.claimed[id] = true
+		*dst = id
+	}
+	internal := &ps.cluster
+	if sp.InternalPolicyLocal {
+		internal = &ps.local
+	}
+	external := &ps.cluster
+	if sp.ExternalPolicyLocal {
+		external = &ps.local
+	}
+	for _, a := range sp.ClusterIPs {
+		take(internal, a, sp.Port, ScopeInternal)
+	}
+	ext := func(a netip.Addr, port uint16) {
+		take(&ps.cluster, a, port, ScopeInternal)
+		take(external, a, port, ScopeExternal)
+	}
+	if sp.NodePort != 0 {
+		for _, a := range r.node.NodeIPs {
+			ext(a, sp.NodePort)
+		}
+	}
+	for _, a := range sp.ExternalIPs {
+		ext(a, sp.Port)
+	}
+	for _, a := range sp.LoadBalancerIPs {
+		ext(a, sp.Port)
+	}
+	return ps
+}
+
+// apply runs a plan against the maps in an order that keeps the datapath
+// consistent at every step: backends before the slots that name them,
+// slots and Maglev tables before the frontends that count them, frontends
+// removed before their slots, backends removed last, then conntrack.
+func (r *reconciler) apply(p *plan) error {
+	if len(p.newSets) > 0 || len(p.newBEs) > 0 {
+		if err := r.maps.ResetCounters(p.newSets, p.newBEs); err != nil {
+			return fmt.Errorf("reset counters: %w", err)
+		}
+	}
+	if len(p.beUpd) > 0 {
+		if err := r.maps.UpdateBackends(p.beUpd, p.beUpdVals); err != nil {
+			return fmt.Errorf("update backends: %w", err)
+		}
+	}
+	if len(p.slotKeys) > 0 {
+		if err := r.maps.UpdateSlots(p.slotKeys, p.slotVals); err != nil {
+			return fmt.Errorf("update slots: %w", err)
+		}
+	}
+	for id, table := range p.maglev {
+		if err := r.maps.SetMaglev(id, table); err != nil {
+			return fmt.Errorf("set maglev table of set %d: %w", id, err)
+		}
+	}
+	if len(p.svcKeys) > 0 {
+		if err := r.maps.UpdateServices(p.svcKeys, p.svcVals); err != nil {
+			return fmt.Errorf("update services: %w", err)
+		}
+		for i, k := range p.svcKeys {
+			r.frontends[k] = p.svcVals[i]
+		}
+	}
+	if len(p.svcDel) > 0 {
+		if err := r.maps.DeleteServices(p.svcDel); err != nil {
+			return fmt.Errorf("delete services: %w", err)
+		}
+		for _, k := range p.svcDel {
+			delete(r.frontends, k)
+		}
+	}
+	if len(p.slotDel) > 0 {
+		if err := r.maps.DeleteSlots(p.slotDel); err != nil {
+			return fmt.Errorf("delete slots: %w", err)
+		}
+	}
+	if len(p.maglevDel) > 0 {
+		if err := r.maps.DeleteMaglev(p.maglevDel); err != nil {
+			return fmt.Errorf("delete maglev tables: %w", err)
+		}
+	}
+	if len(p.beDel) > 0 {
+		if err := r.maps.UpdateBackends(p.beDel, make([]Backend, len(p.beDel))); err != nil {
+			return fmt.Errorf("delete backends: %w", err)
+		}
+	}
+	if len(p.flushPair) > 0 || len(p.flushBE) > 0 {
+		n, err := r.maps.DeleteConntrack(func(_ CTKey, v CTVal) bool {
+			return p.flushBE[v.BackendId] || p.flushPair[[2]uint32{v.SvcId, v.BackendId}]
+		})
+		if err != nil {
+			return fmt.Errorf("flush conntrack of removed backends: %w", err)
+		}
+		if n > 0 {
+			r.log.Debug("flushed conntrack of removed backends", "entries", n)
+		}
+	}
+	for _, id := range p.freeSets {
+		r.setIDs.release(id)
+	}
+	for _, id := range p.beDel {
+		r.beIDs.release(id)
+	}
+	return nil
+}
+
+// portSets returns the set ids of a ServicePort (for counters).
+func (r *reconciler) portSets() map[dataplane.ServicePortName][]uint32 {
+	out := make(map[dataplane.ServicePortName][]uint32, len(r.ports))
+	for n, ps := range r.ports {
+		for _, id := range []uint32{ps.cluster, ps.local} {
+			if id != 0 {
+				out[n] = append(out[n], id)
+			}
+		}
+	}
+	return out
+}
