@@ -32,11 +32,11 @@ type Server struct {
 	Port    uint16
 
 	cluster *Cluster
-	mu    sync.Mutex
-	ln    net.Listener
-	pc    net.PacketConn
-	conns map[net.Conn]struct{}
-	done  chan struct{}
+	mu      sync.Mutex
+	ln      net.Listener
+	pc      net.PacketConn
+	conns   map[net.Conn]struct{}
+	done    chan struct{}
 }
 
 // Serve starts an echo server for network ("tcp" or "udp") on port in the
