@@ -13,6 +13,7 @@ package registry
 import (
 	"context"
 
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -133,4 +134,50 @@ type GracefulDeleter interface {
 	// delete is graceful at all. A pod that was never scheduled or has
 	// finished is deleted at once.
 	GracePeriod(obj runtime.Object, requested *int64) (seconds int64, graceful bool)
+}
+
+// FinalizeStrategy is implemented by namespaces for namespaces/finalize,
+// which changes only spec.finalizers.
+type FinalizeStrategy interface {
+	// PrepareForFinalizeUpdate carries over from old everything but
+	// spec.finalizers.
+	PrepareForFinalizeUpdate(ctx context.Context, obj, old runtime.Object)
+	ValidateFinalizeUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList
+}
+
+// Binder is implemented by pods for pods/binding (a create of a
+// corev1.Binding named after the pod). The server decodes the body into
+// NewBinding, validates it, reads the pod, calls ApplyBinding and writes the
+// pod back (with the binding's resourceVersion/uid as preconditions when
+// set), answering 201 with the Binding.
+type Binder interface {
+	NewBinding() runtime.Object
+	ValidateBinding(ctx context.Context, binding runtime.Object) field.ErrorList
+	// ApplyBinding sets the pod's node from the binding. It returns an
+	// *errors.StatusError (409 Conflict) when the pod cannot be bound: being
+	// deleted, already bound, or still gated.
+	ApplyBinding(ctx context.Context, pod, binding runtime.Object) error
+}
+
+// Scaler is implemented by resources with a scale subresource
+// (deployments, replicasets). GET .../scale answers Scale(obj); PUT or PATCH
+// decodes an autoscaling/v1 Scale, checks it with ValidateScale, then
+// ApplyScale on the current object and runs the normal update path
+// (PrepareForUpdate, ValidateUpdate) before storing, and answers with
+// Scale(updated).
+type Scaler interface {
+	Scale(obj runtime.Object) (*autoscalingv1.Scale, error)
+	ValidateScale(scale *autoscalingv1.Scale) field.ErrorList
+	ApplyScale(obj runtime.Object, scale *autoscalingv1.Scale)
+}
+
+// Find returns the served resource with the given group, version and
+// plural name, or nil.
+func Find(resources []*Resource, gvr schema.GroupVersionResource) *Resource {
+	for _, r := range resources {
+		if r.GroupVersionResource() == gvr {
+			return r
+		}
+	}
+	return nil
 }
