@@ -1,0 +1,391 @@
+package ebpf
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// loadOptions configure one node's BPF objects.
+type loadOptions struct {
+	PinPath    string // directory the maps are pinned in
+	Sizes      MapSizes
+	NodeIP     netip.Addr // SNAT source for NodePort traffic to remote backends
+	MaglevSize uint32
+	SNATMin    uint16
+	SNATMax    uint16
+}
+
+// objects are the loaded programs of the four BPF objects and the shared
+// pinned maps.
+type objects struct {
+	colls  []*ebpf.Collection
+	progs  map[string]*ebpf.Program
+	maps   map[string]*ebpf.Map
+	inner  *ebpf.MapSpec // Maglev inner map template
+	pinDir string
+}
+
+// Program names (the C function names).
+const (
+	progFromPod     = "skiff_from_pod"
+	progToPod       = "skiff_to_pod"
+	progXDP         = "skiff_xdp"
+	progUplink      = "skiff_uplink"
+	progConnect4    = "skiff_connect4"
+	progSendmsg4    = "skiff_sendmsg4"
+	progRecvmsg4    = "skiff_recvmsg4"
+	progGetpeername = "skiff_getpeername4"
+)
+
+func (o loadOptions) maxEntries(name string) (uint32, bool) {
+	s := o.Sizes.withDefaults()
+	m := map[string]int{
+		MapServices:     s.Services,
+		MapSlots:        s.Slots,
+		MapBackends:     s.Backends,
+		MapBackendCount: s.Backends,
+		MapConntrack:    s.Conntrack,
+		MapAffinity:     s.Affinity,
+		MapSockets:      s.Sockets,
+		MapNetNS:        s.NetNS,
+		MapSvcCounters:  s.Sets,
+		MapMaglev:       s.Sets,
+	}
+	v, ok := m[name]
+	return uint32(v), ok
+}
+
+// loadObjects loads the lxc, xdp, host and sock objects with their maps
+// pinned in o.PinPath: the first load creates and pins the maps, later
+// loads (and restarted agents) reuse them. A pinned map whose layout or
+// size differs fails the load (ebpf.ErrMapIncompatible).
+func loadObjects(o loadOptions) (*objects, error) {
+	if err := os.MkdirAll(o.PinPath, 0o700); err != nil {
+		return nil, fmt.Errorf("create pin directory: %w", err)
+	}
+	if o.MaglevSize == 0 {
+		o.MaglevSize = DefaultMaglevSize
+	}
+	if o.SNATMin == 0 || o.SNATMax < o.SNATMin {
+		o.SNATMin, o.SNATMax = 40000, 60999
+	}
+	objs := &objects{progs: map[string]*ebpf.Program{}, maps: map[string]*ebpf.Map{}, pinDir: o.PinPath}
+	loaders := []struct {
+		name string
+		load func() (*ebpf.CollectionSpec, error)
+	}{
+		{"lxc", loadLxc}, {"xdp", loadXdp}, {"host", loadHost}, {"sock", loadSock},
+	}
+	for _, l := range loaders {
+		spec, err := l.load()
+		if err != nil {
+			objs.close()
+			return nil, fmt.Errorf("load %s spec: %w", l.name, err)
+		}
+		for name, ms := range spec.Maps {
+			if n, ok := o.maxEntries(name); ok {
+				ms.MaxEntries = n
+			}
+			if name == MapMaglev && ms.InnerMap != nil {
+				ms.InnerMap.MaxEntries = o.MaglevSize
+				objs.inner = ms.InnerMap.Copy()
+			}
+		}
+		vars := map[string]any{
+			"cfg_maglev_size": o.MaglevSize,
+			"cfg_snat_min":    uint32(o.SNATMin),
+			"cfg_snat_max":    uint32(o.SNATMax),
+		}
+		if o.NodeIP.Is4() {
+			vars["cfg_node_ip"] = be32(o.NodeIP)
+		}
+		for name, v := range vars {
+			if vs, ok := spec.Variables[name]; ok {
+				if err := vs.Set(v); err != nil {
+					objs.close()
+					return nil, fmt.Errorf("set %s in %s: %w", name, l.name, err)
+				}
+			}
+		}
+		coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
+			Maps: ebpf.MapOptions{PinPath: o.PinPath},
+		})
+		if err != nil {
+			objs.close()
+			return nil, fmt.Errorf("load %s objects: %w", l.name, err)
+		}
+		objs.colls = append(objs.colls, coll)
+		for n, p := range coll.Programs {
+			objs.progs[n] = p
+		}
+		for n, m := range coll.Maps {
+			if _, ok := objs.maps[n]; !ok {
+				objs.maps[n] = m
+			}
+		}
+	}
+	return objs, nil
+}
+
+func (o *objects) close() {
+	for _, c := range o.colls {
+		c.Close()
+	}
+}
+
+// DefaultMaglevSize is the Maglev table size M when none is configured: a
+// prime that gives up to 163 backends more than 100 slots each.
+const DefaultMaglevSize = 16381
+
+// Bpf is Maps on the pinned BPF maps.
+type Bpf struct {
+	svc, slot, be, ct, aff, netns, svccnt, becnt, maglev *ebpf.Map
+	inner                                                *ebpf.MapSpec
+	ncpu                                                 int
+}
+
+var _ Maps = (*Bpf)(nil)
+
+func newBpfMaps(o *objects) (*Bpf, error) {
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("possible cpus: %w", err)
+	}
+	b := &Bpf{inner: o.inner, ncpu: ncpu}
+	for name, dst := range map[string]**ebpf.Map{
+		MapServices: &b.svc, MapSlots: &b.slot, MapBackends: &b.be, MapConntrack: &b.ct,
+		MapAffinity: &b.aff, MapNetNS: &b.netns, MapSvcCounters: &b.svccnt,
+		MapBackendCount: &b.becnt, MapMaglev: &b.maglev,
+	} {
+		m, ok := o.maps[name]
+		if !ok {
+			return nil, fmt.Errorf("map %s missing from objects", name)
+		}
+		*dst = m
+	}
+	return b, nil
+}
+
+func wrapUpdate(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.ENOMEM) {
+		return mapFull(name, err)
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+func (b *Bpf) UpdateServices(keys []SvcKey, vals []SvcVal) error {
+	_, err := b.svc.BatchUpdate(keys, vals, nil)
+	return wrapUpdate(MapServices, err)
+}
+
+// batchDelete deletes keys, tolerating keys that are already gone (a batch
+// delete stops at the first missing key; the rest go one by one).
+func batchDelete[K any](m *ebpf.Map, name string, keys []K) error {
+	n, err := m.BatchDelete(keys, nil)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	for _, k := range keys[n:] {
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (b *Bpf) DeleteServices(keys []SvcKey) error { return batchDelete(b.svc, MapServices, keys) }
+
+func (b *Bpf) UpdateSlots(keys []SlotKey, vals []uint32) error {
+	_, err := b.slot.BatchUpdate(keys, vals, nil)
+	return wrapUpdate(MapSlots, err)
+}
+
+func (b *Bpf) DeleteSlots(keys []SlotKey) error { return batchDelete(b.slot, MapSlots, keys) }
+
+func (b *Bpf) UpdateBackends(ids []uint32, vals []Backend) error {
+	_, err := b.be.BatchUpdate(ids, vals, nil)
+	return wrapUpdate(MapBackends, err)
+}
+
+func (b *Bpf) SetMaglev(id uint32, table []uint32) error {
+	if b.inner == nil {
+		return fmt.Errorf("%s: no inner map spec", MapMaglev)
+	}
+	if len(table) != int(b.inner.MaxEntries) {
+		return fmt.Errorf("%s: table of %d entries, inner maps hold %d", MapMaglev, len(table), b.inner.MaxEntries)
+	}
+	inner, err := ebpf.NewMap(b.inner)
+	if err != nil {
+		return wrapUpdate(MapMaglev+" inner", err)
+	}
+	defer inner.Close()
+	keys := make([]uint32, len(table))
+	for i := range keys {
+		keys[i] = uint32(i)
+	}
+	if _, err := inner.BatchUpdate(keys, table, nil); err != nil {
+		return fmt.Errorf("%s inner: %w", MapMaglev, err)
+	}
+	return wrapUpdate(MapMaglev, b.maglev.Put(id, inner))
+}
+
+func (b *Bpf) DeleteMaglev(ids []uint32) error {
+	for _, id := range ids {
+		if err := b.maglev.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("%s: %w", MapMaglev, err)
+		}
+	}
+	return nil
+}
+
+func (b *Bpf) ResetCounters(setIDs, backendIDs []uint32) error {
+	zero := make([]Counter, b.ncpu)
+	for _, id := range setIDs {
+		if err := b.svccnt.Put(id, zero); err != nil {
+			return fmt.Errorf("%s: %w", MapSvcCounters, err)
+		}
+	}
+	for _, id := range backendIDs {
+		if err := b.becnt.Put(id, zero); err != nil {
+			return fmt.Errorf("%s: %w", MapBackendCount, err)
+		}
+	}
+	return nil
+}
+
+const batchChunk = 4096
+
+// forEach visits every entry of a hash map in batches.
+func forEach[K, V any](m *ebpf.Map, fn func(K, V)) error {
+	keys := make([]K, batchChunk)
+	vals := make([]V, batchChunk)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		for i := 0; i < n; i++ {
+			fn(keys[i], vals[i])
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (b *Bpf) DeleteConntrack(match func(CTKey, CTVal) bool) (int, error) {
+	var del []CTKey
+	if err := forEach(b.ct, func(k CTKey, v CTVal) {
+		if match(k, v) {
+			del = append(del, k)
+		}
+	}); err != nil {
+		return 0, fmt.Errorf("%s: %w", MapConntrack, err)
+	}
+	if len(del) > 0 {
+		if err := batchDelete(b.ct, MapConntrack, del); err != nil {
+			return 0, err
+		}
+	}
+	var adel []AffKey
+	if err := forEach(b.aff, func(k AffKey, v AffVal) {
+		if match(CTKey{}, CTVal{BackendId: v.BackendId, SvcId: k.Id}) {
+			adel = append(adel, k)
+		}
+	}); err != nil {
+		return 0, fmt.Errorf("%s: %w", MapAffinity, err)
+	}
+	if len(adel) > 0 {
+		if err := batchDelete(b.aff, MapAffinity, adel); err != nil {
+			return 0, err
+		}
+	}
+	return len(del), nil
+}
+
+func (b *Bpf) Snapshot() (*Snapshot, error) {
+	s := &Snapshot{
+		Services: map[SvcKey]SvcVal{},
+		Slots:    map[SlotKey]uint32{},
+		Backends: map[uint32]Backend{},
+		Maglev:   map[uint32]bool{},
+	}
+	if err := forEach(b.svc, func(k SvcKey, v SvcVal) { s.Services[k] = v }); err != nil {
+		return nil, fmt.Errorf("%s: %w", MapServices, err)
+	}
+	if err := forEach(b.slot, func(k SlotKey, v uint32) { s.Slots[k] = v }); err != nil {
+		return nil, fmt.Errorf("%s: %w", MapSlots, err)
+	}
+	if err := forEach(b.be, func(k uint32, v Backend) {
+		if v != (Backend{}) {
+			s.Backends[k] = v
+		}
+	}); err != nil {
+		return nil, fmt.Errorf("%s: %w", MapBackends, err)
+	}
+	var id, innerID uint32
+	it := b.maglev.Iterate()
+	for it.Next(&id, &innerID) {
+		s.Maglev[id] = true
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", MapMaglev, err)
+	}
+	return s, nil
+}
+
+func (b *Bpf) SetCounters(ids []uint32) (map[uint32]Counter, error) {
+	out := make(map[uint32]Counter, len(ids))
+	per := make([]Counter, b.ncpu)
+	for _, id := range ids {
+		if err := b.svccnt.Lookup(id, &per); err != nil {
+			return nil, fmt.Errorf("%s: %w", MapSvcCounters, err)
+		}
+		var sum Counter
+		for _, c := range per {
+			sum.Packets += c.Packets
+			sum.Bytes += c.Bytes
+			sum.Sock += c.Sock
+		}
+		out[id] = sum
+	}
+	return out, nil
+}
+
+func (b *Bpf) ConntrackEntries() (int, error) {
+	n := 0
+	err := forEach(b.ct, func(CTKey, CTVal) { n++ })
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", MapConntrack, err)
+	}
+	return n, nil
+}
+
+func (b *Bpf) AddNetNS(cookie uint64) error {
+	return wrapUpdate(MapNetNS, b.netns.Put(cookie, uint32(1)))
+}
+
+func (b *Bpf) DeleteNetNS(cookie uint64) error {
+	if err := b.netns.Delete(cookie); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("%s: %w", MapNetNS, err)
+	}
+	return nil
+}
+
+// pinDirFor is the default per-node pin directory.
+func pinDirFor(node string) string {
+	return filepath.Join("/sys/fs/bpf/skiff", node)
+}
