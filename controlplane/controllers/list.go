@@ -1,0 +1,18 @@
+package controllers
+
+// DefaultRegistrations is the controller table: every controller Skiff can
+// run, in start order. Each entry wraps a subpackage constructor, passing it
+// what it needs from the Context. Owners of controllers add their entries
+// here (the network controllers' owner edits the block marked for them).
+func DefaultRegistrations() []Registration {
+	regs := workloadRegistrations()
+	// Network controllers (endpointslice, endpoints, nodelifecycle,
+	// nodeipam, cloud): append their registrations below.
+	return regs
+}
+
+// workloadRegistrations are the replicaset, deployment, garbage collector
+// and namespace controllers.
+func workloadRegistrations() []Registration {
+	return []Registration{}
+}
