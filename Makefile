@@ -53,6 +53,12 @@ fuzz:
 test-e2e: build
 	SKIFF=$(CURDIR)/$(BIN) test/e2e/run.sh
 
+## openapi: regenerate the embedded OpenAPI documents from the k8s.io/kubernetes
+## module matching go.mod's k8s.io/api (downloads it; not part of generate).
+.PHONY: openapi
+openapi:
+	$(GO) run ./controlplane/apiserver/openapi/gen -out controlplane/apiserver/openapi/data
+
 ## lint: go vet and a gofmt check.
 lint:
 	$(GO) vet $(PKGS)
