@@ -106,7 +106,9 @@ type plan struct {
 	svcKeys   []SvcKey
 	svcVals   []SvcVal
 	svcDel    []SvcKey
-	slotDel   []SlotKey
+	dropSlots []SlotKey // slots of sets that go away with their frontends
+	dropMgl   []uint32
+	slotDel   []SlotKey // slots past a set's new count
 	maglevDel []uint32
 	beDel     []uint32
 	// flush: conntrack of (set, backend) pairs, and of whole backends.
@@ -117,7 +119,7 @@ type plan struct {
 
 func (p *plan) ops() int {
 	return len(p.beUpd) + len(p.slotKeys) + len(p.maglev) + len(p.svcKeys) + len(p.svcDel) +
-		len(p.slotDel) + len(p.maglevDel) + len(p.beDel)
+		len(p.dropSlots) + len(p.dropMgl) + len(p.slotDel) + len(p.maglevDel) + len(p.beDel)
 }
 
 // desiredSet is a backend set as the update wants it.
@@ -509,10 +511,10 @@ func (r *reconciler) dropSet(p *plan, id uint32) {
 		return
 	}
 	for i := range st.slots {
-		p.slotDel = append(p.slotDel, SlotKey{Id: id, Slot: uint32(i)})
+		p.dropSlots = append(p.dropSlots, SlotKey{Id: id, Slot: uint32(i)})
 	}
 	if st.hasMaglev {
-		p.maglevDel = append(p.maglevDel, id)
+		p.dropMgl = append(p.dropMgl, id)
 	}
 	delete(r.sets, id)
 	p.freeSets = append(p.freeSets, id)
@@ -689,13 +691,33 @@ func (r *reconciler) claim(sp *dataplane.ServicePort, proto uint8) *portState {
 }
 
 // apply runs a plan against the maps in an order that keeps the datapath
-// consistent at every step: backends before the slots that name them,
-// slots and Maglev tables before the frontends that count them, frontends
-// removed before their slots, backends removed last, then conntrack.
+// consistent at every step and frees room before using it: frontends that
+// go away first (with the slots and tables of their sets), then backends
+// before the slots that name them, slots and Maglev tables before the
+// frontends that count them, a set's surplus slots after its frontends
+// count fewer, backends removed last, then conntrack.
 func (r *reconciler) apply(p *plan) error {
 	if len(p.newSets) > 0 || len(p.newBEs) > 0 {
 		if err := r.maps.ResetCounters(p.newSets, p.newBEs); err != nil {
 			return fmt.Errorf("reset counters: %w", err)
+		}
+	}
+	if len(p.svcDel) > 0 {
+		if err := r.maps.DeleteServices(p.svcDel); err != nil {
+			return fmt.Errorf("delete services: %w", err)
+		}
+		for _, k := range p.svcDel {
+			delete(r.frontends, k)
+		}
+	}
+	if len(p.dropSlots) > 0 {
+		if err := r.maps.DeleteSlots(p.dropSlots); err != nil {
+			return fmt.Errorf("delete slots: %w", err)
+		}
+	}
+	if len(p.dropMgl) > 0 {
+		if err := r.maps.DeleteMaglev(p.dropMgl); err != nil {
+			return fmt.Errorf("delete maglev tables: %w", err)
 		}
 	}
 	if len(p.beUpd) > 0 {
@@ -719,14 +741,6 @@ func (r *reconciler) apply(p *plan) error {
 		}
 		for i, k := range p.svcKeys {
 			r.frontends[k] = p.svcVals[i]
-		}
-	}
-	if len(p.svcDel) > 0 {
-		if err := r.maps.DeleteServices(p.svcDel); err != nil {
-			return fmt.Errorf("delete services: %w", err)
-		}
-		for _, k := range p.svcDel {
-			delete(r.frontends, k)
 		}
 	}
 	if len(p.slotDel) > 0 {
