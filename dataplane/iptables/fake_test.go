@@ -1,0 +1,352 @@
+package iptables
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// fakeIPTables is an in-memory iptables for the provider's unit tests. It
+// understands what the provider runs: iptables -N/-C/-I/-D, iptables-save
+// -t and iptables-restore --noflush (chain lines create or flush, -A
+// appends, -X deletes; a table applies atomically at COMMIT). Like the
+// kernel it refuses jumps to missing chains, deleting a referenced chain
+// and appending to an undeclared one.
+type fakeIPTables struct {
+	mu       sync.Mutex
+	tables   map[string]*fakeTable
+	restores [][]byte // every iptables-restore input
+	calls    []string // every command line
+	// failRestore makes the next iptables-restore fail.
+	failRestore bool
+}
+
+type fakeTable struct {
+	order []string            // chain creation order
+	rules map[string][]string // chain -> rules (text after "-A CHAIN ")
+}
+
+var builtinChains = map[string][]string{
+	"filter": {"INPUT", "FORWARD", "OUTPUT"},
+	"nat":    {"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"},
+}
+
+func newFakeIPTables() *fakeIPTables {
+	f := &fakeIPTables{tables: make(map[string]*fakeTable)}
+	for name, chains := range builtinChains {
+		t := &fakeTable{rules: make(map[string][]string)}
+		for _, c := range chains {
+			t.order = append(t.order, c)
+			t.rules[c] = nil
+		}
+		f.tables[name] = t
+	}
+	return f
+}
+
+func (t *fakeTable) clone() *fakeTable {
+	c := &fakeTable{order: slices.Clone(t.order), rules: make(map[string][]string, len(t.rules))}
+	for k, v := range t.rules {
+		c.rules[k] = slices.Clone(v)
+	}
+	return c
+}
+
+func isBuiltin(table, chain string) bool { return slices.Contains(builtinChains[table], chain) }
+
+func exitErr(prog string, code int, format string, a ...any) error {
+	return &ExitError{Program: prog, Code: code, Stderr: fmt.Sprintf(format, a...)}
+}
+
+// quoteArgs joins command-line args the way iptables-save prints them.
+func quoteArgs(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if strings.ContainsAny(a, " ") {
+			a = `"` + a + `"`
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
+}
+
+func (f *fakeIPTables) Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, name+" "+strings.Join(args, " "))
+	// Drop the lock-wait flags.
+	for len(args) > 0 && (args[0] == "-w" || args[0] == "-W") {
+		args = args[2:]
+	}
+	switch name {
+	case "iptables":
+		return nil, f.iptables(args)
+	case "iptables-save":
+		if len(args) != 2 || args[0] != "-t" {
+			return nil, exitErr(name, 2, "unexpected args %v", args)
+		}
+		return f.save(args[1]), nil
+	case "iptables-restore":
+		f.restores = append(f.restores, slices.Clone(stdin))
+		if f.failRestore {
+			f.failRestore = false
+			return nil, exitErr(name, 1, "iptables-restore: line 2 failed")
+		}
+		if !slices.Contains(args, "--noflush") {
+			return nil, exitErr(name, 2, "fake supports --noflush only")
+		}
+		return nil, f.restore(stdin)
+	}
+	return nil, exitErr(name, 127, "unknown program")
+}
+
+func (f *fakeIPTables) iptables(args []string) error {
+	if len(args) < 4 || args[2] != "-t" {
+		return exitErr("iptables", 2, "unexpected args %v", args)
+	}
+	op, chain, table, rest := args[0], args[1], args[3], args[4:]
+	t := f.tables[table]
+	if t == nil {
+		return exitErr("iptables", 3, "no table %s", table)
+	}
+	rule := quoteArgs(rest)
+	_, exists := t.rules[chain]
+	switch op {
+	case "-N":
+		if exists {
+			return exitErr("iptables", 1, "Chain already exists.")
+		}
+		t.order = append(t.order, chain)
+		t.rules[chain] = nil
+		return nil
+	}
+	if !exists {
+		return exitErr("iptables", 1, "Chain '%s' does not exist", chain)
+	}
+	if err := f.checkTarget(t, table, rest); err != nil {
+		return err
+	}
+	i := slices.Index(t.rules[chain], rule)
+	switch op {
+	case "-C":
+		if i < 0 {
+			return exitErr("iptables", 1, "Bad rule (does a matching rule exist in that chain?).")
+		}
+	case "-I":
+		t.rules[chain] = append([]string{rule}, t.rules[chain]...)
+	case "-D":
+		if i < 0 {
+			return exitErr("iptables", 1, "Bad rule (does a matching rule exist in that chain?).")
+		}
+		t.rules[chain] = slices.Delete(t.rules[chain], i, i+1)
+	default:
+		return exitErr("iptables", 2, "unknown op %s", op)
+	}
+	return nil
+}
+
+// target returns the -j argument of a rule's args.
+func target(args []string) string {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "-j" {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+func (f *fakeIPTables) checkTarget(t *fakeTable, table string, args []string) error {
+	tg := target(args)
+	if strings.HasPrefix(tg, "KUBE-") {
+		if _, ok := t.rules[tg]; !ok {
+			return exitErr("iptables", 2, "iptables v1.8.9 (nf_tables): Chain '%s' does not exist", tg)
+		}
+	}
+	return nil
+}
+
+func (f *fakeIPTables) save(table string) []byte {
+	t := f.tables[table]
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Generated by fake\n*%s\n", table)
+	for _, c := range t.order {
+		if isBuiltin(table, c) {
+			fmt.Fprintf(&b, ":%s ACCEPT [0:0]\n", c)
+		} else {
+			fmt.Fprintf(&b, ":%s - [0:0]\n", c)
+		}
+	}
+	for _, c := range t.order {
+		for _, r := range t.rules[c] {
+			fmt.Fprintf(&b, "-A %s %s\n", c, r)
+		}
+	}
+	b.WriteString("COMMIT\n")
+	return b.Bytes()
+}
+
+// splitRestoreLine splits on spaces, keeping "quoted strings" together
+// (quotes kept, as iptables-save prints them).
+func splitRestoreLine(line string) []string {
+	var out []string
+	var cur strings.Builder
+	inQuote := false
+	for _, r := range line {
+		switch {
+		case r == '"':
+			inQuote = !inQuote
+			cur.WriteRune(r)
+		case r == ' ' && !inQuote:
+			if cur.Len() > 0 {
+				out = append(out, cur.String())
+				cur.Reset()
+			}
+		default:
+			cur.WriteRune(r)
+		}
+	}
+	if cur.Len() > 0 {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+func (f *fakeIPTables) restore(data []byte) error {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 1<<20), 1<<30)
+	var name string
+	var t *fakeTable
+	lineNo := 0
+	fail := func(format string, a ...any) error {
+		return exitErr("iptables-restore", 1, "line %d failed: %s", lineNo, fmt.Sprintf(format, a...))
+	}
+	for sc.Scan() {
+		lineNo++
+		line := sc.Text()
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+		case strings.HasPrefix(line, "*"):
+			name = line[1:]
+			orig := f.tables[name]
+			if orig == nil {
+				return fail("no table %s", name)
+			}
+			t = orig.clone()
+		case line == "COMMIT":
+			if t == nil {
+				return fail("COMMIT outside a table")
+			}
+			// Jumps must resolve.
+			for _, c := range t.order {
+				for _, r := range t.rules[c] {
+					tg := target(splitRestoreLine(r))
+					if _, ok := t.rules[tg]; strings.HasPrefix(tg, "KUBE-") && !ok {
+						return fail("chain %s jumps to missing chain %s", c, tg)
+					}
+				}
+			}
+			f.tables[name] = t
+			t = nil
+		case strings.HasPrefix(line, ":"):
+			chain, _, _ := strings.Cut(line[1:], " ")
+			if _, ok := t.rules[chain]; !ok {
+				t.order = append(t.order, chain)
+			}
+			t.rules[chain] = nil // --noflush: a declared chain is flushed
+		case strings.HasPrefix(line, "-A "):
+			chain, rule, _ := strings.Cut(line[3:], " ")
+			if _, ok := t.rules[chain]; !ok {
+				return fail("append to missing chain %s", chain)
+			}
+			t.rules[chain] = append(t.rules[chain], rule)
+		case strings.HasPrefix(line, "-X "):
+			chain := line[3:]
+			if _, ok := t.rules[chain]; !ok {
+				return fail("delete missing chain %s", chain)
+			}
+			if len(t.rules[chain]) > 0 {
+				return fail("delete non-empty chain %s", chain)
+			}
+			for _, c := range t.order {
+				for _, r := range t.rules[c] {
+					if target(splitRestoreLine(r)) == chain {
+						return fail("delete chain %s referenced from %s", chain, c)
+					}
+				}
+			}
+			delete(t.rules, chain)
+			t.order = slices.DeleteFunc(t.order, func(c string) bool { return c == chain })
+		default:
+			return fail("unsupported line %q", line)
+		}
+	}
+	if t != nil {
+		return fail("missing COMMIT")
+	}
+	return nil
+}
+
+// dump returns the table as sorted "-A chain rule" lines plus ":chain"
+// lines, for comparisons that ignore order between chains.
+func (f *fakeIPTables) dump(table string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.tables[table]
+	var out []string
+	for _, c := range t.order {
+		if !isBuiltin(table, c) {
+			out = append(out, ":"+c)
+		}
+		for _, r := range t.rules[c] {
+			out = append(out, "-A "+c+" "+r)
+		}
+	}
+	return out
+}
+
+// chainRules returns one chain's rules in order.
+func (f *fakeIPTables) chainRules(table, chain string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.tables[table].rules[chain])
+}
+
+func (f *fakeIPTables) lastRestore() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.restores) == 0 {
+		return ""
+	}
+	return string(f.restores[len(f.restores)-1])
+}
+
+// fakeConntrack records deletions from a fixed list of flows.
+type fakeConntrack struct {
+	mu      sync.Mutex
+	flows   []Flow
+	deleted []Flow
+}
+
+func (c *fakeConntrack) ListUDP() ([]Flow, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.flows), nil
+}
+
+func (c *fakeConntrack) Delete(flows []Flow) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, d := range flows {
+		if i := slices.Index(c.flows, d); i >= 0 {
+			c.flows = slices.Delete(c.flows, i, i+1)
+			c.deleted = append(c.deleted, d)
+			n++
+		}
+	}
+	return n, nil
+}
