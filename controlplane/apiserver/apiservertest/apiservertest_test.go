@@ -1,0 +1,42 @@
+package apiservertest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestStartServesDefaultNamespacesAndRestartKeepsObjects(t *testing.T) {
+	srv := Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	nss, err := srv.Client().CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list namespaces: %v", err)
+	}
+	got := map[string]bool{}
+	for _, ns := range nss.Items {
+		got[ns.Name] = true
+	}
+	for _, want := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
+		if !got[want] {
+			t.Errorf("namespaces: got %v, want %s among them", got, want)
+		}
+	}
+	cm, err := srv.Client().CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "c"}, Data: map[string]string{"k": "v"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create configmap: %v", err)
+	}
+	srv.Restart(t)
+	after, err := srv.Client().CoreV1().ConfigMaps("default").Get(ctx, "c", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get after restart: %v", err)
+	}
+	if after.ResourceVersion != cm.ResourceVersion || after.UID != cm.UID || after.Data["k"] != "v" {
+		t.Fatalf("after restart: got rv %s uid %s data %v, want rv %s uid %s data k=v", after.ResourceVersion, after.UID, after.Data, cm.ResourceVersion, cm.UID)
+	}
+}

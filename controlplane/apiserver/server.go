@@ -1,0 +1,283 @@
+// Package apiserver serves the Kubernetes REST API over HTTP (gin) for every
+// resource in the registry catalogue, storing objects in
+// controlplane/storage. It is generic: the request pipeline (decode,
+// default, prepare, validate, store, encode), watches, patches, server-side
+// apply, deletion with finalizers and grace periods, discovery, tables and
+// errors as metav1.Status are the same for every resource, and what differs
+// between resources comes from registry.Strategy. The few resources with
+// behaviour kube-apiserver hard-codes (namespaces' lifecycle, Services'
+// ClusterIP and NodePort allocation, pods/binding, the scale subresources)
+// have their code here too, each in its own file.
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+
+	"github.com/skiff-project/skiff/controlplane/registry"
+	"github.com/skiff-project/skiff/controlplane/storage"
+)
+
+// MaxBodyBytes is the largest request body accepted (kube-apiserver's
+// limit is 3 MiB); larger bodies get 413.
+const MaxBodyBytes = 3 << 20
+
+// OpenAPI serves the OpenAPI documents; controlplane/apiserver/openapi
+// implements it.
+type OpenAPI interface {
+	Register(r gin.IRouter)
+}
+
+// Config configures a Server.
+type Config struct {
+	Store     storage.Interface
+	Resources []*registry.Resource
+	Log       *slog.Logger
+
+	// Authenticate reports whether a request carries valid credentials.
+	// Nil disables authentication (tests only).
+	Authenticate func(r *http.Request) bool
+	// TypeConverter for server-side apply; nil uses a deduced one.
+	TypeConverter managedfields.TypeConverter
+	// OpenAPI, when set, serves /openapi/v2 and /openapi/v3.
+	OpenAPI OpenAPI
+
+	// ServiceCIDR allocates Service ClusterIPs (default 10.96.0.0/12).
+	ServiceCIDR *net.IPNet
+	// NodePortBase and NodePortSize give the NodePort range (default
+	// 30000 and 2768: 30000-32767).
+	NodePortBase, NodePortSize int
+	// PublicAddress and SecurePort are where the kubernetes Service in
+	// default points.
+	PublicAddress net.IP
+	SecurePort    int
+
+	// Registerer for metrics; nil creates a private registry served on
+	// /metrics.
+	Metrics *prometheus.Registry
+
+	// BookmarkInterval is how often watches that asked for bookmarks get
+	// one (default 1 minute, as kube-apiserver).
+	BookmarkInterval time.Duration
+}
+
+// Server is the API server. Handler serves requests once New returns;
+// Bootstrap creates what must exist (default namespaces, the kubernetes
+// Service) and makes /readyz pass.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	store     storage.Interface
+	scheme    *runtime.Scheme
+	proto     *protobuf.Serializer
+	resources *resourceIndex
+	metrics   *metrics
+	engine    *gin.Engine
+	alloc     *allocator
+
+	ready atomic.Bool
+	// stop ends every watch when the server shuts down.
+	stop     chan struct{}
+	stopOnce sync.Once
+	bg       sync.WaitGroup
+}
+
+// New builds a Server from cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("apiserver: no store")
+	}
+	if len(cfg.Resources) == 0 {
+		return nil, errors.New("apiserver: no resources")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ServiceCIDR == nil {
+		_, cidr, _ := net.ParseCIDR("10.96.0.0/12")
+		cfg.ServiceCIDR = cidr
+	}
+	if cfg.NodePortBase == 0 {
+		cfg.NodePortBase, cfg.NodePortSize = 30000, 2768
+	}
+	if cfg.SecurePort == 0 {
+		cfg.SecurePort = 6443
+	}
+	if cfg.BookmarkInterval == 0 {
+		cfg.BookmarkInterval = time.Minute
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
+	s := &Server{
+		cfg:   cfg,
+		log:   cfg.Log.With("component", "apiserver"),
+		store: cfg.Store,
+		stop:  make(chan struct{}),
+	}
+	var err error
+	if s.metrics, err = newMetrics(cfg.Metrics); err != nil {
+		return nil, err
+	}
+	s.store = timedStore{Interface: cfg.Store, h: s.metrics.etcd}
+	if s.scheme, err = newScheme(cfg.Resources); err != nil {
+		return nil, fmt.Errorf("apiserver: scheme: %w", err)
+	}
+	s.proto = protobuf.NewSerializer(s.scheme, s.scheme)
+	tc := cfg.TypeConverter
+	if tc == nil {
+		tc = managedfields.NewDeducedTypeConverter()
+	}
+	if s.resources, err = newResourceIndex(cfg.Resources, s.scheme, tc); err != nil {
+		return nil, fmt.Errorf("apiserver: %w", err)
+	}
+	if s.alloc, err = newAllocator(cfg.ServiceCIDR, cfg.NodePortBase, cfg.NodePortSize); err != nil {
+		return nil, fmt.Errorf("apiserver: %w", err)
+	}
+	s.engine = s.routes()
+	return s, nil
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Ready reports whether Bootstrap has completed.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+// Run does the server's background work (watch progress requests for
+// bookmarks) until ctx ends or Close is called.
+func (s *Server) Run(ctx context.Context) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.requestProgressLoop(ctx)
+	}()
+}
+
+// Close ends every open watch and background loop. The HTTP server that
+// uses Handler should be shut down after it.
+func (s *Server) Close() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.bg.Wait()
+}
+
+// requestProgressLoop asks etcd for watch progress notifications, which
+// become bookmarks for the watches that asked for them.
+func (s *Server) requestProgressLoop(ctx context.Context) {
+	interval := s.cfg.BookmarkInterval / 2
+	if interval > 5*time.Second {
+		interval = 5 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.stop:
+			return
+		case <-t.C:
+			if s.metrics.watchers() == 0 {
+				continue
+			}
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := s.store.RequestProgress(rctx); err != nil && ctx.Err() == nil {
+				s.log.Debug("watch progress request failed", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+func (s *Server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.HandleMethodNotAllowed = false
+	e.UseRawPath = true
+	e.Use(s.recoverer(), s.authenticate())
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/livez", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/version", s.version)
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Metrics, promhttp.HandlerOpts{})))
+	if s.cfg.OpenAPI != nil {
+		s.cfg.OpenAPI.Register(e)
+	}
+	e.NoRoute(s.serveAPI)
+	return e
+}
+
+func (s *Server) recoverer() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Set(logKey, s.log)
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic serving request", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", v, "stack", stack())
+				if !c.Writer.Written() {
+					writeError(c, internalError(fmt.Errorf("panic: %v", v)))
+				}
+				c.Abort()
+			}
+		}()
+		c.Next()
+	}
+}
+
+var publicPaths = map[string]bool{"/healthz": true, "/livez": true, "/readyz": true, "/version": true}
+
+func (s *Server) authenticate() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if s.cfg.Authenticate == nil || publicPaths[c.Request.URL.Path] {
+			c.Next()
+			return
+		}
+		if !s.cfg.Authenticate(c.Request) {
+			writeError(c, unauthorized())
+			c.Abort()
+			return
+		}
+		c.Next()
+	}
+}
+
+func (s *Server) healthz(c *gin.Context) {
+	c.Header("Content-Type", "text/plain; charset=utf-8")
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.String(http.StatusOK, "ok")
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	c.Header("Content-Type", "text/plain; charset=utf-8")
+	c.Header("X-Content-Type-Options", "nosniff")
+	if !s.ready.Load() {
+		c.String(http.StatusServiceUnavailable, "[-]bootstrap failed: not finished\nreadyz check failed")
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.store.Revision(ctx); err != nil {
+		c.String(http.StatusServiceUnavailable, "[-]etcd failed: %v\nreadyz check failed", err)
+		return
+	}
+	c.String(http.StatusOK, "ok")
+}

@@ -1,0 +1,338 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/skiff-project/skiff/controlplane/storage"
+)
+
+// minWatchTimeout is kube-apiserver's --min-request-timeout: a watch
+// without timeoutSeconds lasts between one and two of it.
+const minWatchTimeout = 30 * time.Minute
+
+type watchParams struct {
+	sel               selector
+	rv                int64
+	rvSet             bool
+	sendInitialEvents *bool
+	bookmarks         bool
+	timeout           time.Duration
+}
+
+func parseWatchParams(req *request) (watchParams, error) {
+	var p watchParams
+	var err error
+	if req.name != "" {
+		// A watch of one object is a watch of its collection filtered
+		// by name.
+		q := req.c.Request.URL.Query()
+		fs := q.Get("fieldSelector")
+		nameSel := fields.OneTermEqualSelector("metadata.name", req.name).String()
+		if fs == "" {
+			fs = nameSel
+		} else {
+			fs = fs + "," + nameSel
+		}
+		q.Set("fieldSelector", fs)
+		req.c.Request.URL.RawQuery = q.Encode()
+	}
+	if p.sel, err = parseSelector(req); err != nil {
+		return p, err
+	}
+	q := req.c.Query
+	rvs := q("resourceVersion")
+	if p.rv, err = parseRV(rvs); err != nil {
+		return p, err
+	}
+	p.rvSet = rvs != "" && rvs != "0"
+	if v := q("sendInitialEvents"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return p, badRequest("invalid sendInitialEvents %q", v)
+		}
+		p.sendInitialEvents = &b
+	}
+	if v := q("allowWatchBookmarks"); v != "" {
+		if p.bookmarks, err = strconv.ParseBool(v); err != nil {
+			return p, badRequest("invalid allowWatchBookmarks %q", v)
+		}
+	}
+	match := metav1.ResourceVersionMatch(q("resourceVersionMatch"))
+	var errs field.ErrorList
+	if p.sendInitialEvents != nil && match != metav1.ResourceVersionMatchNotOlderThan {
+		errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"))
+	}
+	if match != "" {
+		if p.sendInitialEvents == nil {
+			errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"))
+		}
+		if match != metav1.ResourceVersionMatchNotOlderThan {
+			errs = append(errs, field.NotSupported(field.NewPath("resourceVersionMatch"), match, []string{string(metav1.ResourceVersionMatchNotOlderThan)}))
+		}
+	}
+	if len(errs) > 0 {
+		return p, apierrors.NewInvalid(listOptionsGK, "", errs)
+	}
+	if v := q("timeoutSeconds"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return p, badRequest("invalid timeoutSeconds %q", v)
+		}
+		p.timeout = time.Duration(n) * time.Second
+	}
+	if p.timeout == 0 {
+		p.timeout = minWatchTimeout + time.Duration(rand.Int64N(int64(minWatchTimeout)))
+	}
+	return p, nil
+}
+
+// watchStream writes watch events to the response.
+type watchStream struct {
+	req        *request
+	s          *Server
+	accept     acceptKind
+	sentHeader bool
+	flusher    http.Flusher
+}
+
+func (w *watchStream) encodeObject(obj runtime.Object) ([]byte, error) {
+	switch w.accept {
+	case acceptTable:
+		opts := w.req.c.Query("includeObject")
+		_ = opts
+		t, err := w.s.table(w.req, obj)
+		if err != nil {
+			return nil, err
+		}
+		if w.sentHeader {
+			t.ColumnDefinitions = nil
+		}
+		w.sentHeader = true
+		return json.Marshal(t)
+	case acceptPartialMetadata, acceptPartialMetadataList:
+		return json.Marshal(partialMetadata(obj))
+	}
+	return json.Marshal(obj)
+}
+
+func (w *watchStream) send(typ watch.EventType, obj runtime.Object) error {
+	data, err := w.encodeObject(obj)
+	if err != nil {
+		return err
+	}
+	return w.sendRaw(typ, data)
+}
+
+func (w *watchStream) sendRaw(typ watch.EventType, data []byte) error {
+	buf := make([]byte, 0, len(data)+32)
+	buf = append(buf, `{"type":"`...)
+	buf = append(buf, typ...)
+	buf = append(buf, `","object":`...)
+	buf = append(buf, data...)
+	buf = append(buf, "}\n"...)
+	_, err := w.req.c.Writer.Write(buf)
+	return err
+}
+
+func (w *watchStream) flush() { w.flusher.Flush() }
+
+// bookmark sends a BOOKMARK carrying only the resource version (and, for
+// the end of initial events, the annotation that says so).
+func (w *watchStream) bookmark(rev int64, initialEnd bool) error {
+	obj := w.req.r.New()
+	m := accessor(obj)
+	m.SetResourceVersion(strconv.FormatInt(rev, 10))
+	if initialEnd {
+		m.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+	}
+	obj.GetObjectKind().SetGroupVersionKind(w.req.r.GroupVersionKind())
+	if w.accept == acceptTable {
+		data, err := json.Marshal(&metav1.Table{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "Table"},
+			ListMeta: metav1.ListMeta{ResourceVersion: m.GetResourceVersion()}})
+		if err != nil {
+			return err
+		}
+		return w.sendRaw(watch.Bookmark, data)
+	}
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	return w.sendRaw(watch.Bookmark, data)
+}
+
+func (w *watchStream) sendError(err error) {
+	st := toStatus(err)
+	st.Kind, st.APIVersion = "Status", "v1"
+	data, _ := json.Marshal(st)
+	_ = w.sendRaw(watch.Error, data)
+	w.flush()
+}
+
+// watch serves a watch: initial events when asked (or when no
+// resourceVersion was given), then every change after the start revision,
+// until the timeout, the client leaving or the server stopping.
+func (s *Server) watch(req *request) error {
+	accept, err := negotiate(req.c)
+	if err != nil {
+		return err
+	}
+	p, err := parseWatchParams(req)
+	if err != nil {
+		return err
+	}
+	flusher, ok := req.c.Writer.(http.Flusher)
+	if !ok {
+		return internalError(errors.New("streaming unsupported"))
+	}
+	ctx, cancel := context.WithTimeout(req.ctx, p.timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	s.metrics.watchStarted(req.r.Name)
+	defer s.metrics.watchEnded(req.r.Name)
+
+	initial := !p.rvSet
+	if p.sendInitialEvents != nil {
+		initial = *p.sendInitialEvents
+	}
+	var from int64
+	var objs []runtime.Object
+	if initial {
+		lp := listParams{sel: p.sel}
+		if p.rvSet {
+			lp.minRev = p.rv
+		}
+		var lm metav1.ListMeta
+		objs, lm, err = s.listObjects(req, lp)
+		if err != nil {
+			return err
+		}
+		from, _ = strconv.ParseInt(lm.ResourceVersion, 10, 64)
+	} else {
+		from = p.rv
+		if from == 0 {
+			if from, err = s.store.Revision(ctx); err != nil {
+				return internalError(err)
+			}
+		}
+	}
+	// The etcd watch starts before the response so a compacted start
+	// revision can still fail the whole request... as kube-apiserver
+	// does, report it as an ERROR event in a 200 stream instead.
+	ch := s.store.Watch(ctx, req.r.listPrefix(req.namespace), from)
+
+	c := req.c
+	c.Header("Content-Type", "application/json")
+	c.Header("Cache-Control", "no-cache, private")
+	c.Status(http.StatusOK)
+	c.Writer.WriteHeaderNow()
+	w := &watchStream{req: req, s: s, accept: accept, flusher: flusher}
+	for _, o := range objs {
+		if err := w.send(watch.Added, o); err != nil {
+			return nil
+		}
+	}
+	if initial && p.sendInitialEvents != nil && *p.sendInitialEvents && p.bookmarks {
+		if err := w.bookmark(from, true); err != nil {
+			return nil
+		}
+	}
+	w.flush()
+	objs = nil
+
+	lastBookmark := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case res, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			if res.Err != nil {
+				var ce *storage.CompactedError
+				if errors.As(res.Err, &ce) {
+					w.sendError(apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", from, ce.Compacted)))
+				} else if ctx.Err() == nil {
+					w.sendError(internalError(res.Err))
+				}
+				return nil
+			}
+			for _, ev := range res.Events {
+				typ, obj, err := s.watchEvent(req, p.sel, ev)
+				if err != nil {
+					w.sendError(internalError(err))
+					return nil
+				}
+				if obj == nil {
+					continue
+				}
+				if err := w.send(typ, obj); err != nil {
+					return nil
+				}
+			}
+			if len(res.Events) == 0 && p.bookmarks && time.Since(lastBookmark) >= s.cfg.BookmarkInterval && res.Revision > 0 {
+				if err := w.bookmark(res.Revision, false); err != nil {
+					return nil
+				}
+				lastBookmark = time.Now()
+			}
+			w.flush()
+		}
+	}
+}
+
+// watchEvent turns a storage event into the watch event the client sees
+// through its selector, or nil when the client does not see it.
+func (s *Server) watchEvent(req *request, sel selector, ev storage.Event) (watch.EventType, runtime.Object, error) {
+	r := req.r
+	var cur, prev runtime.Object
+	var err error
+	if ev.Type == storage.EventPut {
+		if cur, err = decodeFromStorage(r, ev.Value, ev.Revision); err != nil {
+			return "", nil, err
+		}
+	}
+	if ev.PrevValue != nil && (ev.Type == storage.EventDelete || !sel.empty()) {
+		if prev, err = decodeFromStorage(r, ev.PrevValue, ev.Revision); err != nil {
+			return "", nil, err
+		}
+	}
+	curOK := cur != nil && sel.matches(r, cur)
+	prevOK := prev != nil && sel.matches(r, prev)
+	switch {
+	case ev.Type == storage.EventDelete:
+		if prevOK {
+			return watch.Deleted, prev, nil
+		}
+	case ev.Created || (sel.empty() == false && curOK && !prevOK):
+		if curOK {
+			return watch.Added, cur, nil
+		}
+	case curOK:
+		return watch.Modified, cur, nil
+	case prevOK:
+		return watch.Deleted, prev, nil
+	}
+	return "", nil, nil
+}
