@@ -3,11 +3,11 @@ package apiserver
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"net"
 	"net/http"
 	"runtime"
 	"slices"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"

@@ -13,8 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/skiff-project/skiff/controlplane/registry"
 	"github.com/skiff-project/skiff/controlplane/storage"
@@ -490,4 +490,6 @@ func (s *Server) deleteNow(req *request, obj runtime.Object, rev int64, dry bool
 	return obj, nil
 }
 
-func metaGK(kind string) schema.GroupKind { return schema.GroupKind{Group: metav1.GroupName, Kind: kind} }
+func metaGK(kind string) schema.GroupKind {
+	return schema.GroupKind{Group: metav1.GroupName, Kind: kind}
+}
