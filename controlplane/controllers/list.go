@@ -1,5 +1,9 @@
 package controllers
 
+import (
+	"github.com/skiff-project/skiff/controlplane/controllers/replicaset"
+)
+
 // DefaultRegistrations is the controller table: every controller Skiff can
 // run, in start order. Each entry wraps a subpackage constructor, passing it
 // what it needs from the Context. Owners of controllers add their entries
@@ -14,5 +18,16 @@ func DefaultRegistrations() []Registration {
 // workloadRegistrations are the replicaset, deployment, garbage collector
 // and namespace controllers.
 func workloadRegistrations() []Registration {
-	return []Registration{}
+	return []Registration{
+		{Name: replicaset.Name, New: func(c *Context) (Controller, error) {
+			return replicaset.New(replicaset.Config{
+				Client:      c.Client,
+				ReplicaSets: c.Informers.Apps().V1().ReplicaSets(),
+				Pods:        c.Informers.Core().V1().Pods(),
+				Recorder:    c.EventRecorder("replicaset-controller"),
+				Logger:      c.Logger,
+				Metrics:     c.Metrics,
+			})
+		}},
+	}
 }
