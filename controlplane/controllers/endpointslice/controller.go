@@ -357,7 +357,7 @@ func (c *Controller) podAdded(obj any) {
 func (c *Controller) podUpdated(oldObj, newObj any) {
 	oldPod, ok1 := oldObj.(*corev1.Pod)
 	newPod, ok2 := newObj.(*corev1.Pod)
-	if !ok1 || !ok2 || oldPod.ResourceVersion == newPod.ResourceVersion {
+	if !ok1 || !ok2 {
 		return
 	}
 	c.enqueueServicesOf(newPod)
