@@ -66,7 +66,7 @@ func containerPort(n int32) podOpt {
 	return func(p *corev1.Pod) { p.Spec.Containers[0].Ports[0].ContainerPort = n }
 }
 func noNamedPort(p *corev1.Pod) { p.Spec.Containers[0].Ports = nil }
-func onNode(n string) podOpt  { return func(p *corev1.Pod) { p.Spec.NodeName = n } }
+func onNode(n string) podOpt    { return func(p *corev1.Pod) { p.Spec.NodeName = n } }
 
 func manyPods(n int, opts ...podOpt) []*corev1.Pod {
 	ps := make([]*corev1.Pod, n)
