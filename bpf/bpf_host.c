@@ -6,6 +6,7 @@
  * metadata; bpf_redirect_neigh resolves the neighbour and sends it. Every
  * other packet passes untouched. */
 #include "lib/common.h"
+#include "lib/config.h"
 #include "lib/xdpmeta.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -19,7 +20,7 @@ int skiff_uplink(struct __sk_buff *skb)
 
 	if ((void *)(meta + 1) > data)
 		return TC_ACT_OK;
-	if (meta->magic != XDP_META_MAGIC)
+	if (meta->magic != XDP_META_MAGIC || meta->node_ip != cfg_node_ip)
 		return TC_ACT_OK;
 	return bpf_redirect_neigh(meta->ifindex, 0, 0, 0);
 }

@@ -110,6 +110,7 @@ static __always_inline int xdp_forward(struct xdp_md *ctx)
 			return XDP_DROP;
 		meta->magic = XDP_META_MAGIC;
 		meta->ifindex = fib.ifindex;
+		meta->node_ip = cfg_node_ip;
 		return XDP_PASS;
 	}
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)

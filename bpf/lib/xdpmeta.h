@@ -8,9 +8,13 @@
 
 #define XDP_META_MAGIC 0x5c1f0001u
 
+/* node_ip names the node whose XDP wrote the metadata: a veth keeps an
+ * skb's metadata length across namespaces, so a packet forwarded this way
+ * can reach the next node's uplink still carrying it. */
 struct xdp_meta {
 	__u32 magic;
 	__u32 ifindex;
+	__be32 node_ip;
 };
 
 #endif /* SKIFF_XDPMETA_H */

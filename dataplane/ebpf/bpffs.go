@@ -28,3 +28,11 @@ func EnsureBPFFS() error {
 	}
 	return nil
 }
+
+// removeDir removes a pin directory tree.
+func removeDir(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return nil
+}

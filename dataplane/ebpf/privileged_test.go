@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf/rlimit"
-	"golang.org/x/sys/unix"
 )
 
 // requirePrivileged skips a test that needs root and BPF, or fails it when
@@ -73,9 +72,7 @@ func loadTestObjects(t testing.TB, o loadOptions) (*objects, *Bpf) {
 	}
 	objs, err := loadObjects(o)
 	if err != nil {
-		var ve interface{ Error() string }
-		ve = err
-		t.Fatalf("load objects: %v", ve)
+		t.Fatalf("load objects: %v", err)
 	}
 	t.Cleanup(objs.close)
 	m, err := newBpfMaps(objs)
@@ -85,4 +82,3 @@ func loadTestObjects(t testing.TB, o loadOptions) (*objects, *Bpf) {
 	return objs, m
 }
 
-var _ = unix.BPF_FS_MAGIC
