@@ -81,4 +81,3 @@ func loadTestObjects(t testing.TB, o loadOptions) (*objects, *Bpf) {
 	}
 	return objs, m
 }
-
