@@ -18,7 +18,7 @@ func int64p(v int64) *int64 { return &v }
 func newPod(mutate ...func(*corev1.Pod)) *corev1.Pod {
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", ResourceVersion: "1"},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "nginx:1.27"}}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "nginx:1.27"}}},
 	}
 	for _, m := range mutate {
 		m(p)
@@ -39,9 +39,9 @@ func TestPodDefaults(t *testing.T) {
 	p := createdPod(func(p *corev1.Pod) {
 		p.Spec.Containers = []corev1.Container{
 			{Name: "a", Image: "nginx", Ports: []corev1.ContainerPort{{ContainerPort: 80}},
-				Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}},
+				Resources:     corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}},
 				LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Port: intstr.FromInt32(80)}}},
-				Env: []corev1.EnvVar{{Name: "N", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}},
+				Env:           []corev1.EnvVar{{Name: "N", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}},
 			{Name: "b", Image: "nginx:latest"},
 			{Name: "c", Image: "nginx:1.27"},
 			{Name: "d", Image: "nginx@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
@@ -283,7 +283,9 @@ func TestPodValidateUpdate(t *testing.T) {
 		{"add container", func(p *corev1.Pod) {
 			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "d", Image: "x", TerminationMessagePolicy: corev1.TerminationMessageReadFile, ImagePullPolicy: corev1.PullAlways})
 		}, []wantErr{forbidden("spec.containers")}},
-		{"ports", func(p *corev1.Pod) { p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 1, Protocol: "TCP"}} }, []wantErr{forbidden("spec")}},
+		{"ports", func(p *corev1.Pod) {
+			p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 1, Protocol: "TCP"}}
+		}, []wantErr{forbidden("spec")}},
 		{"name", func(p *corev1.Pod) { p.Name = "other" }, []wantErr{inv("metadata.name")}},
 		{"no resourceVersion", func(p *corev1.Pod) { p.ResourceVersion = "" }, []wantErr{inv("metadata.resourceVersion")}},
 	}
