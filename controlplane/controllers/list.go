@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"github.com/skiff-project/skiff/controlplane/controllers/deployment"
 	"github.com/skiff-project/skiff/controlplane/controllers/replicaset"
 )
 
@@ -25,6 +26,17 @@ func workloadRegistrations() []Registration {
 				ReplicaSets: c.Informers.Apps().V1().ReplicaSets(),
 				Pods:        c.Informers.Core().V1().Pods(),
 				Recorder:    c.EventRecorder("replicaset-controller"),
+				Logger:      c.Logger,
+				Metrics:     c.Metrics,
+			})
+		}},
+		{Name: deployment.Name, New: func(c *Context) (Controller, error) {
+			return deployment.New(deployment.Config{
+				Client:      c.Client,
+				Deployments: c.Informers.Apps().V1().Deployments(),
+				ReplicaSets: c.Informers.Apps().V1().ReplicaSets(),
+				Pods:        c.Informers.Core().V1().Pods(),
+				Recorder:    c.EventRecorder("deployment-controller"),
 				Logger:      c.Logger,
 				Metrics:     c.Metrics,
 			})
