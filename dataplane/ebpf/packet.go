@@ -103,4 +103,3 @@ func buildPacket(s pktSpec) []byte {
 	}
 	return b
 }
-
