@@ -1,0 +1,97 @@
+package framework
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrNotFound is returned by CycleState.Read for a key nobody wrote.
+var ErrNotFound = errors.New("not found")
+
+// StateKey names one plugin's data in a CycleState.
+type StateKey string
+
+// StateData is what a plugin keeps in the CycleState between extension
+// points of one scheduling cycle.
+type StateData interface {
+	// Clone returns a copy that can be changed without changing the
+	// original; data that is never changed after PreFilter may return itself.
+	Clone() StateData
+}
+
+// CycleState carries plugin data through one scheduling cycle of one pod.
+//
+// It is not locked: plugins write to it only in the extension points that run
+// once per cycle (PreFilter, PreScore, Reserve, Permit), and read it from
+// Filter and Score, which may run in parallel but never write.
+type CycleState struct {
+	storage map[StateKey]StateData
+
+	// SkipFilterPlugins holds the plugins whose PreFilter returned Skip;
+	// SkipScorePlugins those whose PreScore returned Skip.
+	SkipFilterPlugins map[string]struct{}
+	SkipScorePlugins  map[string]struct{}
+
+	// filterPlugins and scorePlugins are the plugins left after the skips,
+	// computed once per cycle by the runtime so that the per-node loops do
+	// no set lookups.
+	filterPlugins []FilterPlugin
+	scorePlugins  []int
+}
+
+// SetActiveFilterPlugins records the Filter plugins to run for this cycle.
+func (c *CycleState) SetActiveFilterPlugins(p []FilterPlugin) { c.filterPlugins = p }
+
+// ActiveFilterPlugins returns them; nil when not recorded.
+func (c *CycleState) ActiveFilterPlugins() []FilterPlugin { return c.filterPlugins }
+
+// SetActiveScorePlugins records the indexes of the Score plugins to run.
+func (c *CycleState) SetActiveScorePlugins(idx []int) { c.scorePlugins = idx }
+
+// ActiveScorePlugins returns them; nil when not recorded.
+func (c *CycleState) ActiveScorePlugins() []int { return c.scorePlugins }
+
+// NewCycleState returns an empty CycleState.
+func NewCycleState() *CycleState {
+	return &CycleState{storage: make(map[StateKey]StateData, 8)}
+}
+
+// Read returns the data stored under key, or ErrNotFound.
+func (c *CycleState) Read(key StateKey) (StateData, error) {
+	if v, ok := c.storage[key]; ok {
+		return v, nil
+	}
+	return nil, fmt.Errorf("read %q: %w", key, ErrNotFound)
+}
+
+// Write stores data under key.
+func (c *CycleState) Write(key StateKey, data StateData) {
+	c.storage[key] = data
+}
+
+// Delete removes key.
+func (c *CycleState) Delete(key StateKey) {
+	delete(c.storage, key)
+}
+
+// Clone returns a copy whose entries are the entries' clones. It is used
+// where plugins simulate changes to the cluster (nominated pods, preemption)
+// without affecting the cycle's state.
+func (c *CycleState) Clone() *CycleState {
+	if c == nil {
+		return nil
+	}
+	out := &CycleState{storage: make(map[StateKey]StateData, len(c.storage))}
+	for k, v := range c.storage {
+		if v == nil {
+			out.storage[k] = nil
+			continue
+		}
+		out.storage[k] = v.Clone()
+	}
+	out.SkipFilterPlugins = c.SkipFilterPlugins
+	out.SkipScorePlugins = c.SkipScorePlugins
+	out.filterPlugins = c.filterPlugins
+	out.scorePlugins = c.scorePlugins
+	return out
+}

@@ -1,0 +1,99 @@
+package schedtest
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/events"
+
+	"github.com/skiff-project/skiff/controlplane/scheduler/framework"
+	"github.com/skiff-project/skiff/controlplane/scheduler/internal/cache"
+)
+
+// Handle is a framework.Handle for plugin tests: a snapshot, a fake
+// clientset with its informers started, and a logger writing to t.Log.
+type Handle struct {
+	Snap      framework.SharedLister
+	Client    kubernetes.Interface
+	Informers informers.SharedInformerFactory
+	Logger    *slog.Logger
+	Par       framework.Parallelizer
+}
+
+var _ framework.Handle = (*Handle)(nil)
+
+// NewHandle returns a Handle over a snapshot of pods and nodes. objs are
+// extra API objects (namespaces, ...) for the fake clientset; the informers
+// for namespaces are started and synced, and stopped when the test ends.
+func NewHandle(t testing.TB, pods []*v1.Pod, nodes []*v1.Node, objs ...runtime.Object) *Handle {
+	t.Helper()
+	client := fake.NewClientset(objs...)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	factory.Core().V1().Namespaces().Informer()
+	ctx, cancel := context.WithCancel(context.Background())
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	t.Cleanup(func() {
+		cancel()
+		factory.Shutdown()
+	})
+	return &Handle{
+		Snap:      cache.NewSnapshot(pods, nodes),
+		Client:    client,
+		Informers: factory,
+		Logger:    TestLogger(t),
+		Par:       framework.NewParallelizer(2),
+	}
+}
+
+// SnapshotSharedLister implements framework.Handle.
+func (h *Handle) SnapshotSharedLister() framework.SharedLister { return h.Snap }
+
+// Parallelizer implements framework.Handle.
+func (h *Handle) Parallelizer() framework.Parallelizer { return h.Par }
+
+// ClientSet implements framework.Handle.
+func (h *Handle) ClientSet() kubernetes.Interface { return h.Client }
+
+// SharedInformerFactory implements framework.Handle.
+func (h *Handle) SharedInformerFactory() informers.SharedInformerFactory { return h.Informers }
+
+// EventRecorder implements framework.Handle; tests record nothing.
+func (h *Handle) EventRecorder() events.EventRecorder { return &events.FakeRecorder{} }
+
+// Log implements framework.Handle.
+func (h *Handle) Log() *slog.Logger { return h.Logger }
+
+// TestLogger returns a logger that writes to t.Log.
+func TestLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// NodeInfos returns the snapshot's NodeInfo for each node, in order.
+func NodeInfos(t testing.TB, h *Handle, nodes []*v1.Node) []*framework.NodeInfo {
+	t.Helper()
+	out := make([]*framework.NodeInfo, 0, len(nodes))
+	for _, n := range nodes {
+		ni, err := h.Snap.NodeInfos().Get(n.Name)
+		if err != nil {
+			t.Fatalf("get node info %s: %v", n.Name, err)
+		}
+		out = append(out, ni)
+	}
+	return out
+}

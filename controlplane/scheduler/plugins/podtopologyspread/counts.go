@@ -1,0 +1,242 @@
+package podtopologyspread
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+
+	"github.com/skiff-project/skiff/controlplane/scheduler/framework"
+)
+
+// maxCountCaches bounds the constraint sets whose counts are kept.
+const maxCountCaches = 8
+
+// nodeContribution is what one node adds to one constraint's counts.
+type nodeContribution struct {
+	value    string
+	count    int
+	eligible bool
+}
+
+// countCache keeps, for one set of constraints as seen by one kind of pod
+// (namespace, node affinity and tolerations when the inclusion policies
+// honour them), each node's contribution and the totals per domain. Pods
+// with the same constraints, like the replicas of one Deployment, share it,
+// and each cycle recomputes only the nodes whose generation moved.
+type countCache struct {
+	constraints []constraint
+	requireAll  bool
+	namespace   string
+	affinity    nodeaffinity.RequiredNodeAffinity
+	tolerations []v1.Toleration
+
+	nodes   []*framework.NodeInfo
+	gens    []int64
+	contrib []nodeContribution // len(nodes) * len(constraints)
+
+	// pods[i] maps each eligible domain of constraint i to its matching
+	// pods; domainNodes[i] to its eligible nodes. A domain is present
+	// while it has an eligible node.
+	pods        []map[string]int
+	domainNodes []map[string]int
+	lastUsed    uint64
+}
+
+func (c *countCache) matchInclusionPolicies(con *constraint, node *v1.Node) bool {
+	if con.NodeAffinityPolicy == v1.NodeInclusionPolicyHonor {
+		if match, _ := c.affinity.Match(node); !match {
+			return false
+		}
+	}
+	if con.NodeTaintsPolicy == v1.NodeInclusionPolicyHonor {
+		if _, untolerated := framework.FindMatchingUntoleratedTaint(node.Spec.Taints, c.tolerations, framework.DoNotScheduleTaint); untolerated {
+			return false
+		}
+	}
+	return true
+}
+
+// compute fills out (one entry per constraint) for a node.
+func (c *countCache) compute(ni *framework.NodeInfo, out []nodeContribution) {
+	node := ni.Node()
+	if node == nil || (c.requireAll && !nodeLabelsMatchConstraints(node.Labels, c.constraints)) {
+		for i := range out {
+			out[i] = nodeContribution{}
+		}
+		return
+	}
+	for i := range c.constraints {
+		con := &c.constraints[i]
+		if !c.matchInclusionPolicies(con, node) {
+			out[i] = nodeContribution{}
+			continue
+		}
+		// Without requireAll (system defaults) a node lacking the key
+		// counts in the "" domain, as upstream.
+		v := node.Labels[con.TopologyKey]
+		out[i] = nodeContribution{value: v, count: countPodsMatchSelector(ni.Pods, con.Selector, c.namespace), eligible: true}
+	}
+}
+
+func (c *countCache) apply(contrib []nodeContribution, sign int) {
+	for i, nc := range contrib {
+		if !nc.eligible {
+			continue
+		}
+		c.domainNodes[i][nc.value] += sign
+		c.pods[i][nc.value] += sign * nc.count
+		if c.domainNodes[i][nc.value] <= 0 {
+			delete(c.domainNodes[i], nc.value)
+			delete(c.pods[i], nc.value)
+		}
+	}
+}
+
+// update brings the counts up to date with nodes.
+func (c *countCache) update(ctx context.Context, par framework.Parallelizer, nodes []*framework.NodeInfo) {
+	k := len(c.constraints)
+	if len(nodes) != len(c.nodes) {
+		c.nodes = make([]*framework.NodeInfo, len(nodes))
+		c.gens = make([]int64, len(nodes))
+		c.contrib = make([]nodeContribution, len(nodes)*k)
+		c.pods = make([]map[string]int, k)
+		c.domainNodes = make([]map[string]int, k)
+		for i := range c.pods {
+			c.pods[i] = make(map[string]int)
+			c.domainNodes[i] = make(map[string]int)
+		}
+	}
+	var changed []int
+	for i, ni := range nodes {
+		if c.nodes[i] != ni || c.gens[i] != ni.Generation || c.gens[i] == 0 {
+			changed = append(changed, i)
+		}
+	}
+	if len(changed) == 0 {
+		return
+	}
+	// Take the old contributions out, compute the new ones (in parallel
+	// when many nodes changed), and put them in.
+	for _, i := range changed {
+		if c.nodes[i] != nil {
+			c.apply(c.contrib[i*k:(i+1)*k], -1)
+		}
+	}
+	computeOne := func(j int) {
+		i := changed[j]
+		c.compute(nodes[i], c.contrib[i*k:(i+1)*k])
+	}
+	if len(changed) > 64 && par != nil {
+		par.Until(ctx, len(changed), computeOne)
+	} else {
+		for j := range changed {
+			computeOne(j)
+		}
+	}
+	for _, i := range changed {
+		c.nodes[i] = nodes[i]
+		c.gens[i] = nodes[i].Generation
+		c.apply(c.contrib[i*k:(i+1)*k], 1)
+	}
+}
+
+// countCaches is a small LRU of countCache by signature.
+type countCaches struct {
+	mu      sync.Mutex
+	max     int
+	tick    uint64
+	entries map[string]*countCache
+}
+
+func newCountCaches(max int) *countCaches {
+	return &countCaches{max: max, entries: make(map[string]*countCache)}
+}
+
+// counts returns the per-domain counts of constraints for pod over nodes:
+// for each constraint, eligible domain -> matching pods. The maps belong to
+// the cache and are valid until the next call; callers must not change
+// them.
+func (cs *countCaches) counts(ctx context.Context, par framework.Parallelizer, pod *v1.Pod, constraints []constraint, requireAll bool, nodes []*framework.NodeInfo) []map[string]int {
+	key := signature(pod, constraints, requireAll)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.tick++
+	c, ok := cs.entries[key]
+	if !ok {
+		if len(cs.entries) >= cs.max {
+			var oldestKey string
+			var oldest uint64
+			for k, e := range cs.entries {
+				if oldestKey == "" || e.lastUsed < oldest {
+					oldestKey, oldest = k, e.lastUsed
+				}
+			}
+			delete(cs.entries, oldestKey)
+		}
+		c = &countCache{
+			constraints: constraints,
+			requireAll:  requireAll,
+			namespace:   pod.Namespace,
+			affinity:    nodeaffinity.GetRequiredNodeAffinity(pod),
+			tolerations: pod.Spec.Tolerations,
+		}
+		cs.entries[key] = c
+	}
+	c.lastUsed = cs.tick
+	c.update(ctx, par, nodes)
+	return c.pods
+}
+
+// signature identifies everything that decides a node's contribution:
+// the pod's namespace, each constraint, and the pod's node affinity and
+// tolerations when an inclusion policy honours them.
+func signature(pod *v1.Pod, constraints []constraint, requireAll bool) string {
+	var b strings.Builder
+	b.WriteString(pod.Namespace)
+	b.WriteByte(0)
+	b.WriteString(strconv.FormatBool(requireAll))
+	honorAffinity, honorTaints := false, false
+	for _, c := range constraints {
+		b.WriteByte(0)
+		b.WriteString(c.TopologyKey)
+		b.WriteByte(0)
+		b.WriteString(c.Selector.String())
+		b.WriteByte(0)
+		b.WriteString(string(c.NodeAffinityPolicy))
+		b.WriteByte(0)
+		b.WriteString(string(c.NodeTaintsPolicy))
+		honorAffinity = honorAffinity || c.NodeAffinityPolicy == v1.NodeInclusionPolicyHonor
+		honorTaints = honorTaints || c.NodeTaintsPolicy == v1.NodeInclusionPolicyHonor
+	}
+	if honorAffinity {
+		b.WriteString("\x00sel")
+		keys := make([]string, 0, len(pod.Spec.NodeSelector))
+		for k := range pod.Spec.NodeSelector {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			b.WriteByte(0)
+			b.WriteString(k)
+			b.WriteByte('=')
+			b.WriteString(pod.Spec.NodeSelector[k])
+		}
+		if a := pod.Spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+			j, _ := json.Marshal(a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution)
+			b.WriteString("\x00aff")
+			b.Write(j)
+		}
+	}
+	if honorTaints && len(pod.Spec.Tolerations) > 0 {
+		j, _ := json.Marshal(pod.Spec.Tolerations)
+		b.WriteString("\x00tol")
+		b.Write(j)
+	}
+	return b.String()
+}
