@@ -1,7 +1,10 @@
 package controllers
 
 import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/skiff-project/skiff/controlplane/controllers/deployment"
+	"github.com/skiff-project/skiff/controlplane/controllers/garbagecollector"
 	"github.com/skiff-project/skiff/controlplane/controllers/replicaset"
 )
 
@@ -39,6 +42,22 @@ func workloadRegistrations() []Registration {
 				Recorder:    c.EventRecorder("deployment-controller"),
 				Logger:      c.Logger,
 				Metrics:     c.Metrics,
+			})
+		}},
+		{Name: garbagecollector.Name, Workers: 20, New: func(c *Context) (Controller, error) {
+			if c.Metadata == nil {
+				return nil, nil // needs a metadata client (a real server)
+			}
+			var ignored []schema.GroupResource
+			for _, s := range c.Options.GCIgnoredResources {
+				ignored = append(ignored, schema.ParseGroupResource(s))
+			}
+			return garbagecollector.New(garbagecollector.Config{
+				Metadata:  c.Metadata,
+				Discovery: c.Client.Discovery(),
+				Logger:    c.Logger,
+				Metrics:   c.Metrics,
+				Ignored:   ignored,
 			})
 		}},
 	}

@@ -430,7 +430,7 @@ func (c *Controller) markUnknown(ctx context.Context, node *corev1.Node, now tim
 func (c *Controller) syncTaints(ctx context.Context, node *corev1.Node, now time.Time) (time.Duration, error) {
 	want := noScheduleTaints(node)
 	var wait time.Duration
-	if ne := noExecuteTaint(node); ne != nil && !c.fullDisruption() {
+	if ne := noExecuteTaint(node); ne != nil && !c.fullDisruption(node) {
 		if hasNoExecute(node) {
 			// A swap between not-ready and unreachable is not rate
 			// limited.
@@ -472,14 +472,18 @@ func (c *Controller) syncTaints(ctx context.Context, node *corev1.Node, now time
 	return wait, nil
 }
 
-// fullDisruption reports whether no node at all is Ready.
-func (c *Controller) fullDisruption() bool {
+// fullDisruption reports whether no node at all is Ready, taking node as it
+// is now rather than as the cache may still show it.
+func (c *Controller) fullDisruption(node *corev1.Node) bool {
+	if nodeReady(node) {
+		return false
+	}
 	nodes, err := c.nodes.List(labels.Everything())
-	if err != nil || len(nodes) == 0 {
+	if err != nil {
 		return false
 	}
 	for _, n := range nodes {
-		if nodeReady(n) {
+		if n.Name != node.Name && nodeReady(n) {
 			return false
 		}
 	}
