@@ -75,6 +75,39 @@ static __always_inline int lxc_bounce(struct __sk_buff *skb)
 	return bpf_redirect(skb->ifindex, 0);
 }
 
+/* Routes a reverse-NATed reply of a NodePort/LoadBalancer flow that XDP
+ * delivered to this pod: its source is now the frontend, often the node's
+ * own address, which the stack would drop as a martian coming from a pod.
+ * It leaves by the fib's egress device instead. */
+static __always_inline int lxc_fib_redirect(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + L3_OFF;
+	struct bpf_fib_lookup fib = {};
+	long rc;
+
+	if ((void *)(ip + 1) > data_end)
+		return TC_ACT_OK;
+	fib.family = 2; /* AF_INET */
+	fib.tos = ip->tos;
+	fib.l4_protocol = ip->protocol;
+	fib.tot_len = bpf_ntohs(ip->tot_len);
+	fib.ipv4_src = ip->saddr;
+	fib.ipv4_dst = ip->daddr;
+	fib.ifindex = skb->ingress_ifindex;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+		return bpf_redirect(fib.ifindex, 0);
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return bpf_redirect_neigh(fib.ifindex, 0, 0, 0);
+	return TC_ACT_OK;
+}
+
 /* Answers a connection attempt to a Service without endpoints. */
 static __always_inline int lxc_refuse(struct __sk_buff *skb, const struct pkt *p)
 {
@@ -119,6 +152,8 @@ static __always_inline int lxc_apply_ct(struct __sk_buff *skb, const struct pkt 
 		return TC_ACT_SHOT;
 	if (flags & CT_F_HAIRPIN)
 		return lxc_bounce(skb);
+	if (flags & CT_F_FIB)
+		return lxc_fib_redirect(skb);
 	return TC_ACT_OK;
 }
 

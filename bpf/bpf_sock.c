@@ -14,11 +14,14 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-static __always_inline int sock_owned(struct bpf_sock_addr *ctx)
+/* Whose namespace the socket is in: NETNS_HOST, NETNS_POD, or 0 when it
+ * is not this node's. */
+static __always_inline __u32 sock_owner(struct bpf_sock_addr *ctx)
 {
 	__u64 cookie = bpf_get_netns_cookie(ctx);
+	__u32 *owner = bpf_map_lookup_elem(&skf_netns_v1, &cookie);
 
-	return bpf_map_lookup_elem(&skf_netns_v1, &cookie) != NULL;
+	return owner ? *owner : 0;
 }
 
 /* Translates ctx's destination when it is a Service frontend. Returns the
@@ -34,7 +37,7 @@ static __always_inline int sock_fwd(struct bpf_sock_addr *ctx, int sendmsg)
 	struct sk_val *cur;
 	__be32 vip = ctx->user_ip4;
 	__be16 vport = (__be16)ctx->user_port;
-	__u32 be_id = 0;
+	__u32 be_id = 0, owner;
 	__u64 cookie;
 
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
@@ -42,7 +45,10 @@ static __always_inline int sock_fwd(struct bpf_sock_addr *ctx, int sendmsg)
 	svc = lb_svc_lookup(vip, vport, proto, SCOPE_INTERNAL);
 	if (!svc)
 		return 1;
-	if (!sock_owned(ctx))
+	owner = sock_owner(ctx);
+	if (!owner)
+		return 1;
+	if (proto == IPPROTO_UDP && !sendmsg && owner == NETNS_POD)
 		return 1;
 	if (svc->count == 0) {
 		bpf_set_retval(-ECONNREFUSED);

@@ -127,6 +127,18 @@ static __always_inline int xdp_forward(struct xdp_md *ctx)
 	return bpf_redirect(fib.ifindex, 0);
 }
 
+/* Changes the packet's length by delta: growing takes headroom (always
+ * there for XDP), shrinking cuts the tail. The content is rewritten
+ * whole afterwards. */
+static __always_inline int xdp_resize(struct xdp_md *ctx, int delta)
+{
+	if (delta > 0)
+		return bpf_xdp_adjust_head(ctx, -delta);
+	if (delta < 0)
+		return bpf_xdp_adjust_tail(ctx, delta);
+	return 0;
+}
+
 static __always_inline int xdp_refuse(struct xdp_md *ctx, const struct pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
@@ -138,7 +150,7 @@ static __always_inline int xdp_refuse(struct xdp_md *ctx, const struct pkt *p)
 
 		if (reply_build_rst(data, data_end, p, &r))
 			return XDP_DROP;
-		if (bpf_xdp_adjust_tail(ctx, (int)REPLY_RST_LEN - len))
+		if (xdp_resize(ctx, (int)REPLY_RST_LEN - len))
 			return XDP_DROP;
 		data = (void *)(long)ctx->data;
 		data_end = (void *)(long)ctx->data_end;
@@ -150,7 +162,7 @@ static __always_inline int xdp_refuse(struct xdp_md *ctx, const struct pkt *p)
 
 		if (reply_build_icmp(data, data_end, p, &r))
 			return XDP_DROP;
-		if (bpf_xdp_adjust_tail(ctx, (int)REPLY_ICMP_LEN - len))
+		if (xdp_resize(ctx, (int)REPLY_ICMP_LEN - len))
 			return XDP_DROP;
 		data = (void *)(long)ctx->data;
 		data_end = (void *)(long)ctx->data_end;
@@ -226,8 +238,8 @@ int skiff_xdp(struct xdp_md *ctx)
 	if ((be_flags & BE_F_LOCAL) || (svc_flags & SVC_F_LOCAL)) {
 		/* Local backend: DNAT and let the kernel deliver it; the
 		 * reply is reverse-NATed on the pod's veth (TC). */
-		if (ct_create(&p, p.saddr, be_addr, p.sport, be_port, be_id, svc_id, CT_F_XDP, 0,
-			      BPF_ANY))
+		if (ct_create(&p, p.saddr, be_addr, p.sport, be_port, be_id, svc_id, CT_F_XDP,
+			      CT_F_FIB, BPF_ANY))
 			return XDP_DROP;
 		lb_count_pkt(svc_id, be_id, data_end - data);
 		if (xdp_rewrite(ctx, &p, p.saddr, be_addr, p.sport, be_port))

@@ -85,7 +85,8 @@ struct ct_key {
 
 #define CT_F_HAIRPIN 0x01 /* TC: send back out of the veth it came from */
 #define CT_F_XDP 0x02     /* created by XDP; XDP applies it */
-#define CT_F_FIB 0x04     /* XDP: after rewriting, fib lookup and transmit */
+#define CT_F_FIB 0x04     /* after rewriting: fib lookup and transmit (XDP for its
+			   * own entries; TC for replies of XDP's local flows) */
 #define CT_F_SNAT 0x08    /* XDP: source rewritten to the node IP */
 
 /* Conntrack value: the tuple a matching packet is rewritten to. Entries
@@ -200,7 +201,13 @@ struct {
 } skf_sk_v1 SEC(".maps");
 
 /* Network namespace cookies of this node and its pods: the socket hooks of
- * a node act only on sockets of namespaces listed here. */
+ * a node act only on sockets of namespaces listed here. The value says
+ * whose: the node's own namespace has no per-packet hook, so every socket
+ * there is translated; a pod's connected UDP sockets are left to TC on the
+ * pod's veth, whose conntrack follows endpoint removal (a socket connected
+ * to a backend would keep sending to a removed one). */
+#define NETNS_HOST 1
+#define NETNS_POD 2
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);

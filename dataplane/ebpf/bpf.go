@@ -374,8 +374,8 @@ func (b *Bpf) ConntrackEntries() (int, error) {
 	return n, nil
 }
 
-func (b *Bpf) AddNetNS(cookie uint64) error {
-	return wrapUpdate(MapNetNS, b.netns.Put(cookie, uint32(1)))
+func (b *Bpf) AddNetNS(cookie uint64, owner uint32) error {
+	return wrapUpdate(MapNetNS, b.netns.Put(cookie, owner))
 }
 
 func (b *Bpf) DeleteNetNS(cookie uint64) error {

@@ -19,7 +19,7 @@ type Fake struct {
 	Maglev    map[uint32][]uint32
 	Conntrack map[CTKey]CTVal
 	Affinity  map[AffKey]AffVal
-	NetNS     map[uint64]bool
+	NetNS     map[uint64]uint32
 	SetCount  map[uint32]Counter
 	BECount   map[uint32]Counter
 
@@ -41,7 +41,7 @@ func NewFake(sizes MapSizes) *Fake {
 		Maglev:    map[uint32][]uint32{},
 		Conntrack: map[CTKey]CTVal{},
 		Affinity:  map[AffKey]AffVal{},
-		NetNS:     map[uint64]bool{},
+		NetNS:     map[uint64]uint32{},
 		SetCount:  map[uint32]Counter{},
 		BECount:   map[uint32]Counter{},
 		Ops:       map[string]int{},
@@ -213,10 +213,10 @@ func (f *Fake) ConntrackEntries() (int, error) {
 	return len(f.Conntrack), nil
 }
 
-func (f *Fake) AddNetNS(cookie uint64) error {
+func (f *Fake) AddNetNS(cookie uint64, owner uint32) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.NetNS[cookie] = true
+	f.NetNS[cookie] = owner
 	return nil
 }
 

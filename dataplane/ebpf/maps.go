@@ -53,8 +53,9 @@ type Maps interface {
 	SetCounters(ids []uint32) (map[uint32]Counter, error)
 	// ConntrackEntries counts conntrack entries.
 	ConntrackEntries() (int, error)
-	// AddNetNS and DeleteNetNS maintain the namespaces this node owns.
-	AddNetNS(cookie uint64) error
+	// AddNetNS and DeleteNetNS maintain the namespaces this node owns
+	// (owner NetNSHost or NetNSPod).
+	AddNetNS(cookie uint64, owner uint32) error
 	DeleteNetNS(cookie uint64) error
 }
 

@@ -44,9 +44,12 @@ type Config struct {
 	// Uplinks get the XDP program (NodePort, LoadBalancer and external
 	// IPs from outside the node).
 	Uplinks []string
-	// SocketLB attaches the socket-level programs to CgroupPath (a
-	// cgroup2 directory; default /sys/fs/cgroup/unified). Off, pod
-	// traffic to Services is translated per packet by TC.
+	// SocketLB translates pods' connections at the socket level (TCP
+	// connect, unconnected UDP sends; connected UDP sockets of pods stay
+	// with TC so endpoint removal reaches them). Off, all pod traffic to
+	// Services is translated per packet by TC. The socket programs sit on
+	// CgroupPath (a cgroup2 directory; default /sys/fs/cgroup/unified)
+	// in both modes, for the node's own sockets.
 	SocketLB   bool
 	CgroupPath string
 	// MapSizes are the maps' capacities (zero fields: defaults).
@@ -220,16 +223,13 @@ func (p *Provider) attachNode() error {
 	if err != nil {
 		return fmt.Errorf("node netns cookie: %w", err)
 	}
-	if err := p.maps.AddNetNS(cookie); err != nil {
+	if err := p.maps.AddNetNS(cookie, NetNSHost); err != nil {
 		return fmt.Errorf("register node netns: %w", err)
 	}
+	// The socket hooks are attached in both modes: the node's own
+	// sockets have no per-packet hook. Without SocketLB pods' namespaces
+	// are not registered, so pod traffic goes through TC.
 	for _, h := range cgroupHooks() {
-		if !p.cfg.SocketLB {
-			if err := p.removeLink(h.name); err != nil {
-				return err
-			}
-			continue
-		}
 		prog := p.objs.progs[h.prog]
 		at := h.attach
 		if err := p.ensureLink(h.name, prog, func() (link.Link, error) {
@@ -260,12 +260,12 @@ func (p *Provider) AddPod(pod Pod) error {
 	if p.objs == nil {
 		return errors.New("ebpf provider: no BPF objects (fake maps)")
 	}
-	if pod.NetNS != "" {
+	if pod.NetNS != "" && p.cfg.SocketLB {
 		cookie, err := netnsCookie(pod.NetNS)
 		if err != nil {
 			return fmt.Errorf("ebpf provider: pod netns cookie: %w", err)
 		}
-		if err := p.maps.AddNetNS(cookie); err != nil {
+		if err := p.maps.AddNetNS(cookie, NetNSPod); err != nil {
 			return fmt.Errorf("ebpf provider: register pod netns: %w", err)
 		}
 	}

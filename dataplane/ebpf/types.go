@@ -45,6 +45,9 @@ const (
 	CTFlagFIB     = 0x04 // CT_F_FIB
 	CTFlagSNAT    = 0x08 // CT_F_SNAT
 
+	NetNSHost = 1 // NETNS_HOST: the node's own namespace
+	NetNSPod  = 2 // NETNS_POD: a pod's namespace
+
 	AffNetNS = 1 // AFF_NETNS
 	AffAddr  = 2 // AFF_ADDR
 
