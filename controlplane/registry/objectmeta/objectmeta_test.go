@@ -19,7 +19,6 @@ func TestValidate(t *testing.T) {
 		{"valid", metav1.ObjectMeta{Name: "a", Namespace: "default"}, true, nil},
 		// The server fills name from generateName before validation.
 		{"generated name", metav1.ObjectMeta{GenerateName: "a-", Name: "a-x7k2p", Namespace: "default"}, true, nil},
-		{"bad generateName", metav1.ObjectMeta{GenerateName: "A-", Name: "a-x7k2p", Namespace: "default"}, true, []string{"Invalid value metadata.generateName"}},
 		{"no name", metav1.ObjectMeta{Namespace: "default"}, true, []string{"Required value metadata.name"}},
 		{"bad name", metav1.ObjectMeta{Name: "A", Namespace: "default"}, true, []string{"Invalid value metadata.name"}},
 		{"missing namespace", metav1.ObjectMeta{Name: "a"}, true, []string{"Required value metadata.namespace"}},
