@@ -194,6 +194,7 @@ func (s *Server) patchSpec(req *request, p *patchRequest) (updateSpec, error) {
 		if patchObj.Object == nil {
 			return spec, badRequest("error decoding patch: the patch is empty")
 		}
+		defaultPortProtocols(patchObj.Object)
 		var strictErr error
 		if p.directive != metav1.FieldValidationIgnore {
 			if err := yaml.UnmarshalStrict(p.body, &map[string]any{}); err != nil {
@@ -271,4 +272,39 @@ func (s *Server) decodePatched(req *request, js []byte, directive string, strict
 	}
 	obj.GetObjectKind().SetGroupVersionKind(req.r.GroupVersionKind())
 	return obj, nil
+}
+
+// defaultPortProtocols sets protocol TCP on the entries of every "ports"
+// list in an apply patch that name a port but no protocol. Those lists are
+// keyed by port and protocol, and kube-apiserver's schema gives protocol a
+// default that structured-merge-diff uses for a missing key; the published
+// OpenAPI documents the type converter is built from lack it, so without
+// this an applied port without protocol would not match the stored one
+// (which defaulting gave TCP) and be added again.
+func defaultPortProtocols(v any) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, child := range t {
+			if k == "ports" {
+				if items, ok := child.([]any); ok {
+					for _, it := range items {
+						m, ok := it.(map[string]any)
+						if !ok {
+							continue
+						}
+						_, hasPort := m["port"]
+						_, hasContainerPort := m["containerPort"]
+						if _, set := m["protocol"]; !set && (hasPort || hasContainerPort) {
+							m["protocol"] = "TCP"
+						}
+					}
+				}
+			}
+			defaultPortProtocols(child)
+		}
+	case []any:
+		for _, it := range t {
+			defaultPortProtocols(it)
+		}
+	}
 }
