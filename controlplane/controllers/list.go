@@ -5,6 +5,7 @@ import (
 
 	"github.com/skiff-project/skiff/controlplane/controllers/deployment"
 	"github.com/skiff-project/skiff/controlplane/controllers/garbagecollector"
+	"github.com/skiff-project/skiff/controlplane/controllers/namespace"
 	"github.com/skiff-project/skiff/controlplane/controllers/replicaset"
 )
 
@@ -58,6 +59,19 @@ func workloadRegistrations() []Registration {
 				Logger:    c.Logger,
 				Metrics:   c.Metrics,
 				Ignored:   ignored,
+			})
+		}},
+		{Name: namespace.Name, Workers: 10, New: func(c *Context) (Controller, error) {
+			if c.Metadata == nil {
+				return nil, nil // needs a metadata client (a real server)
+			}
+			return namespace.New(namespace.Config{
+				Client:     c.Client,
+				Metadata:   c.Metadata,
+				Discovery:  c.Client.Discovery(),
+				Namespaces: c.Informers.Core().V1().Namespaces(),
+				Logger:     c.Logger,
+				Metrics:    c.Metrics,
 			})
 		}},
 	}
