@@ -1,0 +1,255 @@
+package lb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/cilium/ebpf/link"
+
+	"github.com/skiff-project/skiff/dataplane"
+	"github.com/skiff-project/skiff/dataplane/ebpf"
+	"github.com/skiff-project/skiff/dataplane/iptables"
+	"github.com/skiff-project/skiff/dataplane/testbed"
+)
+
+// bench is one run's test bed and shared setup.
+type bench struct {
+	c       *testbed.Cluster
+	o       options
+	log     *slog.Logger
+	pinBase string
+	peers   []link.Link
+}
+
+// prepare lets node 0's XDP transmit (an XDP program on the fabric side of
+// its uplink) and makes the external client send complete checksums (see
+// ebpf.DisableTxChecksumOffload).
+func (b *bench) prepare() error {
+	if err := ebpf.EnsureBPFFS(); err != nil {
+		return err
+	}
+	rnd := make([]byte, 4)
+	if _, err := rand.Read(rnd); err != nil {
+		return err
+	}
+	b.pinBase = filepath.Join(ebpf.BPFFSRoot, "skiff-bench-"+hex.EncodeToString(rnd))
+	for _, n := range b.c.Nodes {
+		l, err := ebpf.PassXDP(b.c.Fabric.Path(), n.FabricPeer)
+		if err != nil {
+			return err
+		}
+		b.peers = append(b.peers, l)
+	}
+	return ebpf.DisableTxChecksumOffload(b.c.Client.Path(), testbed.UplinkName)
+}
+
+func (b *bench) close() {
+	for _, l := range b.peers {
+		l.Close()
+	}
+	if b.pinBase != "" {
+		os.RemoveAll(b.pinBase)
+	}
+}
+
+// newProvider returns a provider of the mode for node 0.
+func (b *bench) newProvider(mode string, n int) (dataplane.Provider, *ebpf.Provider, error) {
+	node := b.c.Nodes[0]
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if mode == ModeIPTables {
+		p, err := iptables.New(iptables.Config{Node: node.Config(), NetNS: node.NS.Path(), Logger: quiet})
+		return p, nil, err
+	}
+	sizes := ebpf.DefaultMapSizes()
+	p, err := ebpf.New(ebpf.Config{
+		Node:     node.Config(),
+		NetNS:    node.NS.Path(),
+		PinPath:  filepath.Join(b.pinBase, node.Name),
+		Uplinks:  []string{node.Uplink},
+		SocketLB: mode == ModeSocket,
+		MapSizes: sizes,
+		Logger:   quiet,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, pod := range node.Pods {
+		if err := p.AddPod(ebpf.Pod{HostVeth: pod.HostVeth, NetNS: pod.NS.Path()}); err != nil {
+			return nil, nil, errors.Join(err, p.Cleanup(), p.Close())
+		}
+	}
+	return p, p, nil
+}
+
+// point measures one mode at n Services.
+func (b *bench) point(ctx context.Context, mode string, n int) (r Result, err error) {
+	r = Result{Mode: mode, Services: n}
+	p, ep, err := b.newProvider(mode, n)
+	if err != nil {
+		return r, fmt.Errorf("new provider: %w", err)
+	}
+	defer func() {
+		err = errors.Join(err, p.Cleanup(), p.Close())
+	}()
+	for i := 0; i < n; i++ {
+		p.OnServiceAdd(service(i))
+		p.OnEndpointSliceAdd(slice(i, 0, b.c))
+	}
+	start := time.Now()
+	if err := p.Sync(); err != nil {
+		return r, fmt.Errorf("full sync: %w", err)
+	}
+	r.FullSyncMS = ms(time.Since(start))
+
+	node := b.c.Nodes[0]
+	client := node.Pods[1]
+	r.ClusterIP = b.latency(ctx, client.NS, netip.AddrPortFrom(trafficVIP, servicePort))
+	r.NodePort = b.latency(ctx, b.c.Client, netip.AddrPortFrom(node.IP, trafficNodePort))
+	if r.ClusterIP.Conns == 0 || r.NodePort.Conns == 0 {
+		return r, fmt.Errorf("no connection succeeded (clusterip errors %d, nodeport errors %d)", r.ClusterIP.Errors, r.NodePort.Errors)
+	}
+	if ep != nil {
+		d, err := b.datapath(ep, client.IP)
+		if err != nil {
+			return r, fmt.Errorf("datapath: %w", err)
+		}
+		r.Datapath = d
+	}
+
+	// One endpoint change at a time, on an idle Service (the traffic
+	// Service when it is the only one).
+	j := n / 2
+	var times []time.Duration
+	for g := 1; g <= b.o.changes; g++ {
+		p.OnEndpointSliceUpdate(slice(j, g-1, b.c), slice(j, g, b.c))
+		start := time.Now()
+		if err := p.Sync(); err != nil {
+			return r, fmt.Errorf("endpoint change sync: %w", err)
+		}
+		times = append(times, time.Since(start))
+	}
+	slices.Sort(times)
+	r.EndpointChangeMS = ms(times[len(times)/2])
+	r.EndpointChangeRuns = len(times)
+	return r, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+
+// latency makes b.o.conns sequential connections (after a warm-up) and
+// returns their latency distribution.
+func (b *bench) latency(ctx context.Context, from *testbed.NetNS, dst netip.AddrPort) Latency {
+	for i := 0; i < 50; i++ {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		b.c.Request(rctx, from, "tcp", dst)
+		cancel()
+	}
+	var l Latency
+	times := make([]time.Duration, 0, b.o.conns)
+	begin := time.Now()
+	for i := 0; i < b.o.conns; i++ {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		start := time.Now()
+		_, err := b.c.Request(rctx, from, "tcp", dst)
+		d := time.Since(start)
+		cancel()
+		if err != nil {
+			l.Errors++
+			continue
+		}
+		times = append(times, d)
+	}
+	total := time.Since(begin)
+	if len(times) == 0 {
+		return l
+	}
+	slices.Sort(times)
+	l.Conns = len(times)
+	l.P50US = us(times[len(times)/2])
+	l.P99US = us(times[(len(times)*99)/100])
+	l.ConnsPerSec = float64(len(times)) / total.Seconds()
+	return l
+}
+
+// datapath measures the programs with BPF_PROG_TEST_RUN on the live maps.
+func (b *bench) datapath(p *ebpf.Provider, podIP netip.Addr) (*Datapath, error) {
+	d := &Datapath{}
+	vip := netip.AddrPortFrom(trafficVIP, servicePort)
+	node := b.c.Nodes[0]
+	np := netip.AddrPortFrom(node.IP, trafficNodePort)
+	avgNew := func(h ebpf.Hook, src netip.Addr, dst netip.AddrPort, base int) (float64, error) {
+		var sum time.Duration
+		for i := 0; i < b.o.newFlows; i++ {
+			pkt := ebpf.TestPacket(netip.AddrPortFrom(src, uint16(base+i)), dst, ebpf.ProtoTCP, 0, nil)
+			r, err := p.RunProgram(h, pkt, 1)
+			if err != nil {
+				return 0, err
+			}
+			sum += r.PerRun
+		}
+		return float64(sum.Nanoseconds()) / float64(b.o.newFlows), nil
+	}
+	established := func(h ebpf.Hook, pkt []byte) (float64, error) {
+		if _, err := p.RunProgram(h, pkt, 1); err != nil {
+			return 0, err
+		}
+		r, err := p.RunProgram(h, pkt, uint32(b.o.repeat))
+		if err != nil {
+			return 0, err
+		}
+		return float64(r.PerRun.Nanoseconds()), nil
+	}
+	var err error
+	if d.TCNewNS, err = avgNew(ebpf.HookFromPod, podIP, vip, 10000); err != nil {
+		return nil, err
+	}
+	ack := byte(0x10)
+	if d.TCEstablishedNS, err = established(ebpf.HookFromPod,
+		ebpf.TestPacket(netip.AddrPortFrom(podIP, 9999), vip, ebpf.ProtoTCP, ack, []byte("x"))); err != nil {
+		return nil, err
+	}
+	if d.XDPNewNS, err = avgNew(ebpf.HookXDP, testbed.ClientIP, np, 20000); err != nil {
+		return nil, err
+	}
+	// Established NodePort flows: find a source port Maglev sends to the
+	// local backend and one it sends to a remote one.
+	local := node.Pods[0].IP
+	found := map[bool]bool{}
+	for port := 40000; port < 40100 && len(found) < 2; port++ {
+		pkt := ebpf.TestPacket(netip.AddrPortFrom(testbed.ClientIP, uint16(port)), np, ebpf.ProtoTCP, ack, []byte("x"))
+		r, err := p.RunProgram(ebpf.HookXDP, pkt, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(r.Out) < 34 {
+			continue
+		}
+		dst := netip.AddrFrom4([4]byte(r.Out[30:34]))
+		isLocal := dst == local
+		if found[isLocal] {
+			continue
+		}
+		found[isLocal] = true
+		ns, err := established(ebpf.HookXDP, pkt)
+		if err != nil {
+			return nil, err
+		}
+		if isLocal {
+			d.XDPEstablishedLocalNS = ns
+		} else {
+			d.XDPEstablishedRemoteNS = ns
+		}
+	}
+	return d, nil
+}

@@ -1,0 +1,87 @@
+package lb
+
+import (
+	"fmt"
+	"image/color"
+	"io"
+	"slices"
+	"text/tabwriter"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+func printTable(w io.Writer, rep *Report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\tservices\tfull sync ms\tep change ms\tClusterIP p50 µs\tp99 µs\tconn/s\tNodePort p50 µs\tp99 µs\tconn/s\tTC new ns\tTC est ns\tXDP new ns\tXDP est local ns\tXDP est remote ns\t")
+	for _, r := range rep.Results {
+		dp := "\t\t\t\t"
+		if r.Datapath != nil {
+			d := r.Datapath
+			dp = fmt.Sprintf("%.0f\t%.0f\t%.0f\t%.0f\t%.0f", d.TCNewNS, d.TCEstablishedNS, d.XDPNewNS, d.XDPEstablishedLocalNS, d.XDPEstablishedRemoteNS)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.3f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%s\t\n", r.Mode, r.Services, r.FullSyncMS, r.EndpointChangeMS,
+			r.ClusterIP.P50US, r.ClusterIP.P99US, r.ClusterIP.ConnsPerSec, r.NodePort.P50US, r.NodePort.P99US, r.NodePort.ConnsPerSec, dp)
+	}
+	tw.Flush()
+	for _, f := range rep.Failures {
+		fmt.Fprintln(w, "FAILED:", f)
+	}
+}
+
+// writePlot draws new-connection p99 latency against the number of
+// Services, ClusterIP (solid) and NodePort (dashed), one colour per mode.
+func writePlot(path string, rep *Report) error {
+	p := plot.New()
+	p.Title.Text = "New-connection latency p99 (connect, request, response, close)"
+	p.X.Label.Text = "Services"
+	p.Y.Label.Text = "p99 latency (µs)"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	colors := map[string]color.Color{
+		ModeSocket:   color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+		ModeTC:       color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+		ModeIPTables: color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+	}
+	var modes []string
+	for _, r := range rep.Results {
+		if !slices.Contains(modes, r.Mode) {
+			modes = append(modes, r.Mode)
+		}
+	}
+	for _, m := range modes {
+		for _, path := range []string{"ClusterIP", "NodePort"} {
+			var pts plotter.XYs
+			for _, r := range rep.Results {
+				if r.Mode != m {
+					continue
+				}
+				v := r.ClusterIP.P99US
+				if path == "NodePort" {
+					v = r.NodePort.P99US
+				}
+				pts = append(pts, plotter.XY{X: float64(r.Services), Y: v})
+			}
+			if len(pts) == 0 {
+				continue
+			}
+			l, s, err := plotter.NewLinePoints(pts)
+			if err != nil {
+				return err
+			}
+			l.Color, s.Color = colors[m], colors[m]
+			l.Width = vg.Points(1.5)
+			if path == "NodePort" {
+				l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+				s.Shape = draw.BoxGlyph{}
+			}
+			p.Add(l, s)
+			p.Legend.Add(m+" "+path, l, s)
+		}
+	}
+	return p.Save(9*vg.Inch, 5*vg.Inch, path)
+}
