@@ -93,6 +93,14 @@ func defaultPodStatus(st *corev1.PodStatus) {
 	case hasIP && hasIPs && st.PodIPs[0].IP != st.PodIP:
 		st.PodIPs = []corev1.PodIP{{IP: st.PodIP}}
 	}
+	// The v1 conversion keeps hostIP and hostIPs in step the same way.
+	hasHost, hasHosts := st.HostIP != "", len(st.HostIPs) > 0
+	switch {
+	case hasHost && !hasHosts:
+		st.HostIPs = []corev1.HostIP{{IP: st.HostIP}}
+	case !hasHost && hasHosts:
+		st.HostIP = st.HostIPs[0].IP
+	}
 	for _, statuses := range [][]corev1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses, st.EphemeralContainerStatuses} {
 		for i := range statuses {
 			roundResourceList(statuses[i].AllocatedResources)

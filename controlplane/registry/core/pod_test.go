@@ -100,6 +100,30 @@ func TestPodDefaults(t *testing.T) {
 	}
 }
 
+func TestPodStatusIPDefaults(t *testing.T) {
+	tests := []struct {
+		name   string
+		status corev1.PodStatus
+		podIP  string
+		podIPs []corev1.PodIP
+		hostIP string
+	}{
+		{"podIP only", corev1.PodStatus{PodIP: "10.0.0.1", HostIPs: []corev1.HostIP{{IP: "192.168.0.1"}}}, "10.0.0.1", []corev1.PodIP{{IP: "10.0.0.1"}}, "192.168.0.1"},
+		{"podIPs only", corev1.PodStatus{PodIPs: []corev1.PodIP{{IP: "10.0.0.2"}}, HostIP: "192.168.0.2"}, "10.0.0.2", []corev1.PodIP{{IP: "10.0.0.2"}}, "192.168.0.2"},
+		{"podIP wins", corev1.PodStatus{PodIP: "10.0.0.3", PodIPs: []corev1.PodIP{{IP: "10.0.0.4"}}}, "10.0.0.3", []corev1.PodIP{{IP: "10.0.0.3"}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPod()
+			p.Status = tt.status
+			PodStrategy{}.Default(p)
+			if p.Status.PodIP != tt.podIP || !apiequality.Semantic.DeepEqual(p.Status.PodIPs, tt.podIPs) || p.Status.HostIP != tt.hostIP {
+				t.Errorf("got podIP %q podIPs %v hostIP %q, want %q %v %q", p.Status.PodIP, p.Status.PodIPs, p.Status.HostIP, tt.podIP, tt.podIPs, tt.hostIP)
+			}
+		})
+	}
+}
+
 func TestPodDefaultTolerationsKept(t *testing.T) {
 	p := createdPod(func(p *corev1.Pod) {
 		p.Spec.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}

@@ -131,8 +131,14 @@ func TestDecodeStrict(t *testing.T) {
 func FuzzDecodeDefaultValidate(f *testing.F) {
 	resources := registry.Resources()
 	for _, m := range manifests(f, resources) {
-		for _, mut := range [][]byte{{0, 0}, {7, 1}, {13, 2}, {21, 3}} {
-			f.Add(append([]byte{byte(m.index), mut[0], mut[1]}, m.doc...))
+		docs := [][]byte{m.doc}
+		if j, err := yaml.YAMLToJSON(m.doc); err == nil {
+			docs = append(docs, j)
+		}
+		for _, doc := range docs {
+			for _, mut := range [][]byte{{0, 0}, {7, 1}, {13, 2}, {21, 3}} {
+				f.Add(append([]byte{byte(m.index), mut[0], mut[1]}, doc...))
+			}
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
