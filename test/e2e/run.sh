@@ -56,7 +56,9 @@ if [[ -z ${KUBECTL:-} ]]; then
 		KUBECTL=$(command -v kubectl)
 	else
 		echo "e2e: no kubectl on PATH; building one from test/e2e/kubectl"
-		(cd "$HERE/kubectl" && go build -o "$ROOT/bin/e2e-kubectl" .)
+		kv=$(awk '$1 == "k8s.io/kubectl" { sub(/^v0\./, "v1.", $2); print $2 }' "$HERE/kubectl/go.mod")
+		(cd "$HERE/kubectl" && go build -o "$ROOT/bin/e2e-kubectl" \
+			-ldflags "-X k8s.io/component-base/version.gitVersion=$kv" .)
 		KUBECTL=$ROOT/bin/e2e-kubectl
 	fi
 fi
