@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -86,19 +87,20 @@ func Exercise(r *registry.Resource, doc []byte, mutate func(runtime.Object)) err
 		}
 	}
 
-	update := func(prepare func(context.Context, runtime.Object, runtime.Object), validate func(context.Context, runtime.Object, runtime.Object) error) {
+	// update runs one update path against a mutated, re-defaulted copy.
+	update := func(prepare func(context.Context, runtime.Object, runtime.Object), validate func(context.Context, runtime.Object, runtime.Object) field.ErrorList) {
 		newObj := obj.DeepCopyObject()
 		mutate(newObj)
 		s.Default(newObj)
 		prepare(ctx, newObj, obj)
 		_ = validate(ctx, newObj, obj)
 	}
-	update(s.PrepareForUpdate, func(ctx context.Context, n, o runtime.Object) error { s.ValidateUpdate(ctx, n, o); return nil })
+	update(s.PrepareForUpdate, s.ValidateUpdate)
 	if ss, ok := s.(registry.StatusStrategy); ok {
-		update(ss.PrepareForStatusUpdate, func(ctx context.Context, n, o runtime.Object) error { ss.ValidateStatusUpdate(ctx, n, o); return nil })
+		update(ss.PrepareForStatusUpdate, ss.ValidateStatusUpdate)
 	}
 	if fs, ok := s.(registry.FinalizeStrategy); ok {
-		update(fs.PrepareForFinalizeUpdate, func(ctx context.Context, n, o runtime.Object) error { fs.ValidateFinalizeUpdate(ctx, n, o); return nil })
+		update(fs.PrepareForFinalizeUpdate, fs.ValidateFinalizeUpdate)
 	}
 	if gd, ok := s.(registry.GracefulDeleter); ok {
 		for _, req := range []*int64{nil, ptr(-5), ptr(0), ptr(45)} {
