@@ -43,7 +43,7 @@ func Decode(r *registry.Resource, doc []byte) (runtime.Object, error) {
 	obj := r.New()
 	strict, err := sigsjson.UnmarshalStrict(j, obj)
 	if err != nil {
-		return nil, fmt.Errorf("%w: json: %w", ErrDecode, err)
+		return nil, fmt.Errorf("%w: %w", ErrDecode, err)
 	}
 	if len(strict) > 0 {
 		return nil, fmt.Errorf("%w: strict: %w", ErrDecode, errors.Join(strict...))
