@@ -388,22 +388,45 @@ func TestPodPrepareForUpdate(t *testing.T) {
 }
 
 func TestPodStatusValidate(t *testing.T) {
+	never := func(p *corev1.Pod) { p.Spec.RestartPolicy = corev1.RestartPolicyNever }
+	terminated := func(code int32) []corev1.ContainerStatus {
+		return []corev1.ContainerStatus{{Name: "c", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code}}}}
+	}
+	running := []corev1.ContainerStatus{{Name: "c", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
 	tests := []struct {
-		name   string
-		status corev1.PodStatus
-		want   []wantErr
+		name      string
+		old       func(*corev1.Pod)
+		oldStatus corev1.PodStatus
+		status    corev1.PodStatus
+		want      []wantErr
 	}{
-		{"running", corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.244.1.5", PodIPs: []corev1.PodIP{{IP: "10.244.1.5"}}}, nil},
-		{"bad pod IP", corev1.PodStatus{PodIPs: []corev1.PodIP{{IP: "10.244.1"}}}, []wantErr{inv("status.podIPs[0]")}},
-		{"duplicate pod IP", corev1.PodStatus{PodIPs: []corev1.PodIP{{IP: "10.0.0.1"}, {IP: "10.0.0.1"}}}, []wantErr{dup("status.podIPs[1]")}},
-		{"bad nominated node", corev1.PodStatus{NominatedNodeName: "A B"}, []wantErr{inv("status.nominatedNodeName")}},
+		{"running", nil, corev1.PodStatus{}, corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.244.1.5", PodIPs: []corev1.PodIP{{IP: "10.244.1.5"}}, HostIP: "192.168.0.1", HostIPs: []corev1.HostIP{{IP: "192.168.0.1"}}}, nil},
+		{"bad pod IP", nil, corev1.PodStatus{}, corev1.PodStatus{PodIP: "10.244.1", PodIPs: []corev1.PodIP{{IP: "10.244.1"}}}, []wantErr{inv("status.podIPs[0]")}},
+		{"two IPv4 pod IPs", nil, corev1.PodStatus{}, corev1.PodStatus{PodIP: "10.0.0.1", PodIPs: []corev1.PodIP{{IP: "10.0.0.1"}, {IP: "10.0.0.2"}}}, []wantErr{inv("status.podIPs")}},
+		{"podIPs without podIP", nil, corev1.PodStatus{}, corev1.PodStatus{PodIPs: []corev1.PodIP{{IP: "10.0.0.1"}}, PodIP: ""}, nil},
+		{"hostIP mismatch", nil, corev1.PodStatus{}, corev1.PodStatus{HostIP: "192.168.0.2", HostIPs: []corev1.HostIP{{IP: "192.168.0.1"}}}, []wantErr{inv("status.hostIPs[0].ip")}},
+		{"bad nominated node", nil, corev1.PodStatus{}, corev1.PodStatus{NominatedNodeName: "A B"}, []wantErr{inv("status.nominatedNodeName")}},
+		{"nominated when bound", func(p *corev1.Pod) { p.Spec.NodeName = "n" }, corev1.PodStatus{}, corev1.PodStatus{NominatedNodeName: "m"}, []wantErr{forbidden("status.nominatedNodeName")}},
+		{"qos changed", nil, corev1.PodStatus{QOSClass: corev1.PodQOSBestEffort}, corev1.PodStatus{QOSClass: corev1.PodQOSGuaranteed}, []wantErr{inv("status.qosClass")}},
+		{"condition type", nil, corev1.PodStatus{}, corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: "bad type!"}, {Type: corev1.PodReady}}}, []wantErr{inv("status.conditions[0].Type")}},
+		{"restart after success with Never", never, corev1.PodStatus{ContainerStatuses: terminated(0)}, corev1.PodStatus{ContainerStatuses: running}, []wantErr{forbidden("status.containerStatuses[0].state")}},
+		{"restart with Always", nil, corev1.PodStatus{ContainerStatuses: terminated(0)}, corev1.PodStatus{ContainerStatuses: running}, nil},
+		{"restart after failure with OnFailure", func(p *corev1.Pod) { p.Spec.RestartPolicy = corev1.RestartPolicyOnFailure },
+			corev1.PodStatus{ContainerStatuses: terminated(1)}, corev1.PodStatus{ContainerStatuses: running}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			old := createdPod()
+			var mutate []func(*corev1.Pod)
+			if tt.old != nil {
+				mutate = append(mutate, tt.old)
+			}
+			old := newPod(mutate...)
+			PodStrategy{}.Default(old)
+			old.Status = tt.oldStatus
 			p := old.DeepCopy()
 			p.Status = tt.status
 			s := PodStrategy{}
+			s.Default(p)
 			s.PrepareForStatusUpdate(context.Background(), p, old)
 			checkErrors(t, s.ValidateStatusUpdate(context.Background(), p, old), tt.want...)
 		})

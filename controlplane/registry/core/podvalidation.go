@@ -1446,55 +1446,123 @@ func validateOnlyDeletedSchedulingGates(newGates, oldGates []corev1.PodSchedulin
 	return allErrs
 }
 
-// validatePodStatusUpdate checks a pods/status update: metadata, the node
-// nomination, and the pod and host IPs.
+// validatePodStatusUpdate checks a pods/status update
+// (ValidatePodStatusUpdate upstream): conditions, the node nomination, an
+// immutable QoS class, container state transitions the restart policy
+// forbids, and the pod and host IPs.
 func validatePodStatusUpdate(newPod, oldPod *corev1.Pod) field.ErrorList {
 	allErrs := objectmeta.ValidateUpdate(&newPod.ObjectMeta, &oldPod.ObjectMeta, field.NewPath("metadata"))
 	statusPath := field.NewPath("status")
-	if n := newPod.Status.NominatedNodeName; n != "" {
+	st, oldSt := &newPod.Status, &oldPod.Status
+	for i, c := range st.Conditions {
+		if c.ObservedGeneration < 0 {
+			allErrs = append(allErrs, field.Invalid(statusPath.Child("conditions").Index(i).Child("observedGeneration"), c.ObservedGeneration, "must be a non-negative integer"))
+		}
+		switch c.Type {
+		case corev1.PodScheduled, corev1.PodReady, corev1.PodInitialized:
+		default:
+			allErrs = append(allErrs, validateQualifiedName(string(c.Type), statusPath.Child("conditions").Index(i).Child("Type"))...)
+		}
+	}
+	if newPod.Spec.NodeName != oldPod.Spec.NodeName {
+		// kube-apiserver reports this at status.nodeName.
+		allErrs = append(allErrs, field.Forbidden(statusPath.Child("nodeName"), "may not be changed directly"))
+	}
+	if n := st.NominatedNodeName; n != oldSt.NominatedNodeName && n != "" {
 		for _, msg := range apivalidation.NameIsDNSSubdomain(n, false) {
 			allErrs = append(allErrs, field.Invalid(statusPath.Child("nominatedNodeName"), n, msg))
 		}
-	}
-	if oldPod.Spec.NodeName != "" && newPod.Spec.NodeName != oldPod.Spec.NodeName {
-		allErrs = append(allErrs, field.Forbidden(field.NewPath("spec", "nodeName"), "may not be changed directly"))
-	}
-	allErrs = append(allErrs, validateIPList(newPod.Status.PodIPs, statusPath.Child("podIPs"))...)
-	if len(newPod.Status.HostIPs) > 0 {
-		ips := make([]corev1.PodIP, len(newPod.Status.HostIPs))
-		for i, h := range newPod.Status.HostIPs {
-			ips[i] = corev1.PodIP(h)
-		}
-		allErrs = append(allErrs, validateIPList(ips, statusPath.Child("hostIPs"))...)
-		if newPod.Status.HostIP != "" && newPod.Status.HostIPs[0].IP != newPod.Status.HostIP {
-			allErrs = append(allErrs, field.Invalid(statusPath.Child("hostIPs").Index(0).Child("ip"), newPod.Status.HostIPs[0].IP, "must be equal to `hostIP`"))
+		if oldPod.Spec.NodeName != "" {
+			allErrs = append(allErrs, field.Forbidden(statusPath.Child("nominatedNodeName"), "may not be set on pods that are already bound to a node"))
 		}
 	}
-	for _, list := range []struct {
-		name     string
-		statuses []corev1.ContainerStatus
-	}{{"containerStatuses", newPod.Status.ContainerStatuses}, {"initContainerStatuses", newPod.Status.InitContainerStatuses}} {
-		for i, cs := range list.statuses {
-			if cs.State.Terminated != nil && cs.State.Running != nil {
-				allErrs = append(allErrs, field.Forbidden(statusPath.Child(list.name).Index(i).Child("state"), "may not specify more than 1 state"))
+	if st.ObservedGeneration < 0 {
+		allErrs = append(allErrs, field.Invalid(statusPath.Child("observedGeneration"), st.ObservedGeneration, "must be a non-negative integer"))
+	}
+	allErrs = append(allErrs, apivalidation.ValidateImmutableField(st.QOSClass, oldSt.QOSClass, statusPath.Child("qosClass"))...)
+	allErrs = append(allErrs, validateContainerStateTransition(st.ContainerStatuses, oldSt.ContainerStatuses, oldPod.Spec.RestartPolicy, nil, statusPath.Child("containerStatuses"))...)
+	allErrs = append(allErrs, validateContainerStateTransition(st.InitContainerStatuses, oldSt.InitContainerStatuses, oldPod.Spec.RestartPolicy, oldPod.Spec.InitContainers, statusPath.Child("initContainerStatuses"))...)
+
+	podIPs := make([]string, len(st.PodIPs))
+	for i, ip := range st.PodIPs {
+		podIPs[i] = ip.IP
+	}
+	oldPodIPs := make([]string, len(oldSt.PodIPs))
+	for i, ip := range oldSt.PodIPs {
+		oldPodIPs[i] = ip.IP
+	}
+	allErrs = append(allErrs, validateIPList(podIPs, oldPodIPs, statusPath.Child("podIPs"))...)
+	switch {
+	case (st.PodIP != "") != (len(st.PodIPs) > 0):
+		allErrs = append(allErrs, field.Invalid(statusPath.Child("podIPs"), st.PodIPs, "podIP and podIPs must either both be set or both be unset"))
+	case len(st.PodIPs) > 0 && st.PodIP != st.PodIPs[0].IP:
+		allErrs = append(allErrs, field.Invalid(statusPath.Child("podIPs").Index(0).Child("ip"), st.PodIPs[0].IP, "must be equal to `podIP`"))
+	}
+	if len(st.HostIPs) > 0 {
+		if st.HostIP != st.HostIPs[0].IP {
+			allErrs = append(allErrs, field.Invalid(statusPath.Child("hostIPs").Index(0).Child("ip"), st.HostIPs[0].IP, "must be equal to `hostIP`"))
+		}
+		hostIPs := make([]string, len(st.HostIPs))
+		for i, ip := range st.HostIPs {
+			hostIPs[i] = ip.IP
+		}
+		oldHostIPs := make([]string, len(oldSt.HostIPs))
+		for i, ip := range oldSt.HostIPs {
+			oldHostIPs[i] = ip.IP
+		}
+		allErrs = append(allErrs, validateIPList(hostIPs, oldHostIPs, statusPath.Child("hostIPs"))...)
+	}
+	return allErrs
+}
+
+// validateContainerStateTransition forbids a terminated container from
+// running again when the pod's restart policy does not restart it (Never,
+// or OnFailure after success). For init containers (initContainers not
+// nil), failed ones may restart unless the policy is Never, and sidecars
+// always may.
+func validateContainerStateTransition(newStatuses, oldStatuses []corev1.ContainerStatus, policy corev1.RestartPolicy, initContainers []corev1.Container, fldPath *field.Path) field.ErrorList {
+	isInit := initContainers != nil
+	if !isInit && policy == corev1.RestartPolicyAlways {
+		return nil
+	}
+	var allErrs field.ErrorList
+	for i, old := range oldStatuses {
+		t := old.State.Terminated
+		if t == nil {
+			continue
+		}
+		if isInit {
+			if t.ExitCode != 0 && policy != corev1.RestartPolicyNever {
+				continue
+			}
+			restartable := false
+			for j := range initContainers {
+				if initContainers[j].Name == old.Name {
+					restartable = isRestartableInit(&initContainers[j])
+				}
+			}
+			if restartable {
+				continue
+			}
+		} else if t.ExitCode != 0 && policy == corev1.RestartPolicyOnFailure {
+			continue
+		}
+		for _, n := range newStatuses {
+			if n.Name == old.Name && n.State.Terminated == nil {
+				allErrs = append(allErrs, field.Forbidden(fldPath.Index(i).Child("state"), "may not be transitioned to non-terminated state"))
 			}
 		}
 	}
 	return allErrs
 }
 
-func validateIPList(ips []corev1.PodIP, fldPath *field.Path) field.ErrorList {
+func validateIPList(ips, oldIPs []string, fldPath *field.Path) field.ErrorList {
 	var allErrs field.ErrorList
-	if len(ips) > 2 {
-		allErrs = append(allErrs, field.TooMany(fldPath, len(ips), 2))
-	}
-	seen := sets.New[string]()
 	for i, ip := range ips {
-		allErrs = append(allErrs, validation.IsValidIP(fldPath.Index(i), ip.IP)...)
-		if seen.Has(ip.IP) {
-			allErrs = append(allErrs, field.Duplicate(fldPath.Index(i), ip.IP))
-		}
-		seen.Insert(ip.IP)
+		allErrs = append(allErrs, validation.IsValidIPForLegacyField(fldPath.Index(i), ip, true, oldIPs)...)
+	}
+	if len(allErrs) == 0 && len(ips) > 1 && (len(ips) > 2 || ipFamilyOf(ips[0]) == ipFamilyOf(ips[1])) {
+		allErrs = append(allErrs, field.Invalid(fldPath, ips, "may specify no more than one IP for each IP family"))
 	}
 	return allErrs
 }
