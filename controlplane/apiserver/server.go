@@ -70,8 +70,10 @@ type Config struct {
 	// /metrics.
 	Metrics *prometheus.Registry
 
-	// BookmarkInterval is how often watches that asked for bookmarks get
-	// one (default 1 minute, as kube-apiserver).
+	// BookmarkInterval is how often a watch that asked for bookmarks
+	// gets one (default 1 minute, as kube-apiserver). A bookmark carries
+	// the newest revision known complete: the last event sent or etcd's
+	// last progress notification.
 	BookmarkInterval time.Duration
 }
 
@@ -93,7 +95,6 @@ type Server struct {
 	// stop ends every watch when the server shuts down.
 	stop     chan struct{}
 	stopOnce sync.Once
-	bg       sync.WaitGroup
 }
 
 // New builds a Server from cfg.
@@ -158,49 +159,10 @@ func (s *Server) Handler() http.Handler { return s.engine }
 // Ready reports whether Bootstrap has completed.
 func (s *Server) Ready() bool { return s.ready.Load() }
 
-// Run does the server's background work (watch progress requests for
-// bookmarks) until ctx ends or Close is called.
-func (s *Server) Run(ctx context.Context) {
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		s.requestProgressLoop(ctx)
-	}()
-}
-
 // Close ends every open watch and background loop. The HTTP server that
 // uses Handler should be shut down after it.
 func (s *Server) Close() {
 	s.stopOnce.Do(func() { close(s.stop) })
-	s.bg.Wait()
-}
-
-// requestProgressLoop asks etcd for watch progress notifications, which
-// become bookmarks for the watches that asked for them.
-func (s *Server) requestProgressLoop(ctx context.Context) {
-	interval := s.cfg.BookmarkInterval / 2
-	if interval > 5*time.Second {
-		interval = 5 * time.Second
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.stop:
-			return
-		case <-t.C:
-			if s.metrics.watchers() == 0 {
-				continue
-			}
-			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			if err := s.store.RequestProgress(rctx); err != nil && ctx.Err() == nil {
-				s.log.Debug("watch progress request failed", "err", err)
-			}
-			cancel()
-		}
-	}
 }
 
 func (s *Server) routes() *gin.Engine {

@@ -260,11 +260,24 @@ func (s *Server) watch(req *request) error {
 	w.flush()
 	objs = nil
 
-	lastBookmark := time.Now()
+	// known is a revision up to which the client has every change: the
+	// start, the last event sent, or etcd's last progress notification.
+	known := from
+	var tick <-chan time.Time
+	if p.bookmarks {
+		t := time.NewTicker(s.cfg.BookmarkInterval)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-tick:
+			if err := w.bookmark(known, false); err != nil {
+				return nil
+			}
+			w.flush()
 		case res, ok := <-ch:
 			if !ok {
 				return nil
@@ -291,11 +304,8 @@ func (s *Server) watch(req *request) error {
 					return nil
 				}
 			}
-			if len(res.Events) == 0 && p.bookmarks && time.Since(lastBookmark) >= s.cfg.BookmarkInterval && res.Revision > 0 {
-				if err := w.bookmark(res.Revision, false); err != nil {
-					return nil
-				}
-				lastBookmark = time.Now()
+			if res.Revision > known {
+				known = res.Revision
 			}
 			w.flush()
 		}

@@ -154,12 +154,11 @@ type Interface interface {
 	// Revision returns the store's current revision.
 	Revision(ctx context.Context) (int64, error)
 	// Watch reports changes to keys with prefix (or the one key, when
-	// prefix does not end in "/") after revision rev (0: from now). The
-	// channel closes when ctx ends or after a result with Err.
+	// prefix does not end in "/") after revision rev (0: from now), and
+	// progress notifications (results without events) that etcd sends
+	// periodically. The channel closes when ctx ends or after a result
+	// with Err.
 	Watch(ctx context.Context, prefix string, rev int64) <-chan WatchResult
-	// RequestProgress asks the store to send a progress notification to
-	// every watch opened with Watch.
-	RequestProgress(ctx context.Context) error
 	// Compact drops history up to rev.
 	Compact(ctx context.Context, rev int64) error
 }

@@ -226,14 +226,6 @@ func (s *Store) Compact(ctx context.Context, rev int64) error {
 	return nil
 }
 
-// RequestProgress implements Interface.
-func (s *Store) RequestProgress(ctx context.Context) error {
-	if err := s.client.RequestProgress(ctx); err != nil {
-		return fmt.Errorf("request watch progress: %w", err)
-	}
-	return nil
-}
-
 // Watch implements Interface.
 func (s *Store) Watch(ctx context.Context, prefix string, rev int64) <-chan WatchResult {
 	out := make(chan WatchResult, 16)

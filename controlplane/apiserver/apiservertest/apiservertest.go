@@ -215,7 +215,6 @@ func (s *Server) start(addr string) error {
 		return err
 	}
 	s.api = api
-	api.Run(ctx)
 	s.http = &http.Server{Handler: api.Handler(), TLSConfig: pki.ServerTLSConfig(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.opts.log.Handler(), slog.LevelDebug)}
 	s.served = make(chan struct{})

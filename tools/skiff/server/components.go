@@ -217,7 +217,6 @@ func (a *apiComponent) Start(ctx context.Context) error {
 		return err
 	}
 	a.api = api
-	api.Run(ctx)
 	if a.opts.CompactInterval > 0 {
 		go storage.NewCompactor(a.etcd.client, a.opts.CompactInterval, a.log).Run(ctx)
 	}
