@@ -49,7 +49,7 @@ var manifests = []struct {
 	{schema.GroupVersionResource{Version: "v1", Resource: "events"}, true, map[string]any{
 		"apiVersion": "v1", "kind": "Event", "metadata": map[string]any{"name": "ev"},
 		"involvedObject": map[string]any{"kind": "Pod", "name": "p", "namespace": "default"},
-		"reason": "Test", "message": "m", "type": "Normal", "source": map[string]any{"component": "test"}}},
+		"reason":         "Test", "message": "m", "type": "Normal", "source": map[string]any{"component": "test"}}},
 	{schema.GroupVersionResource{Group: "events.k8s.io", Version: "v1", Resource: "events"}, true, map[string]any{
 		"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": map[string]any{"name": "ev2"},
 		"eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "skiff.dev/test", "reportingInstance": "i",

@@ -219,4 +219,3 @@ func TestCompactorStep(t *testing.T) {
 		t.Fatalf("second step: got compacted %d err %v, want %d", compacted, err, rev)
 	}
 }
-
