@@ -1,22 +1,103 @@
 package controllers
 
-import "time"
+import (
+	"time"
+
+	"github.com/skiff-project/skiff/controlplane/cloud"
+	"github.com/skiff-project/skiff/controlplane/controllers/endpoints"
+	"github.com/skiff-project/skiff/controlplane/controllers/endpointslice"
+	"github.com/skiff-project/skiff/controlplane/controllers/nodeipam"
+	"github.com/skiff-project/skiff/controlplane/controllers/nodelifecycle"
+)
 
 // NetworkOptions are the settings of the network controllers (endpointslice,
 // endpoints, nodelifecycle, nodeipam) and the cloud controller. This file
-// belongs to the network controllers: their owner adds fields here.
+// belongs to the network controllers: their owner adds fields here. Zero
+// values mean the defaults named on each field.
 type NetworkOptions struct {
 	// ClusterCIDRs are the pod address ranges nodeipam carves node
-	// podCIDRs from ("10.244.0.0/16").
+	// podCIDRs from (--cluster-cidr, default "10.244.0.0/16"; at most one
+	// per IP family).
 	ClusterCIDRs []string
-	// NodeCIDRMaskSize is the prefix length of one node's podCIDR.
-	NodeCIDRMaskSize int
+	// NodeCIDRMaskSize is the prefix length of one node's IPv4 podCIDR
+	// (--node-cidr-mask-size, default 24); NodeCIDRMaskSizeIPv6 that of an
+	// IPv6 one (default 64).
+	NodeCIDRMaskSize     int
+	NodeCIDRMaskSizeIPv6 int
+	// DisableNodeIPAM turns the node IPAM controller off (nodes get their
+	// podCIDRs elsewhere), as --allocate-node-cidrs=false.
+	DisableNodeIPAM bool
 	// ServiceCIDRs are the ClusterIP ranges.
 	ServiceCIDRs []string
 	// NodeMonitorGracePeriod is how long a node may go without renewing its
-	// lease before it is marked NotReady/Unknown.
+	// lease before it is marked NotReady/Unknown
+	// (--node-monitor-grace-period, default 50s).
 	NodeMonitorGracePeriod time.Duration
+	// NodeStartupGracePeriod applies to a node that never posted status
+	// (--node-startup-grace-period, default 60s).
+	NodeStartupGracePeriod time.Duration
+	// NodeMonitorPeriod is how often node health is checked when nothing
+	// happens (--node-monitor-period, default 5s).
+	NodeMonitorPeriod time.Duration
+	// NodeEvictionRate is how many nodes per second may get a NoExecute
+	// taint (--node-eviction-rate, default 0.1); negative is unlimited.
+	NodeEvictionRate float64
+	// MaxEndpointsPerSlice caps EndpointSlices (--max-endpoints-per-slice,
+	// default 100).
+	MaxEndpointsPerSlice int
 	// LoadBalancerIPPools are the address ranges LoadBalancer Services get
-	// their ingress IPs from.
+	// their ingress IPs from (--lb-pool: CIDRs or "first-last" ranges). No
+	// pool leaves the service-lb controller off.
 	LoadBalancerIPPools []string
+	// LoadBalancerClass is the loadBalancerClass the service-lb controller
+	// serves besides none (default "skiff.io/lb").
+	LoadBalancerClass string
+}
+
+// networkRegistrations are the endpointslice, endpoints, node lifecycle,
+// taint eviction, node IPAM and service load balancer controllers.
+func networkRegistrations() []Registration {
+	return []Registration{
+		{Name: endpointslice.Name, New: func(c *Context) (Controller, error) {
+			return endpointslice.New(c.Client, c.Informers, c.EventRecorder("endpointslice-controller"), c.Logger, c.Metrics,
+				endpointslice.Options{MaxEndpointsPerSlice: c.Options.Network.MaxEndpointsPerSlice})
+		}},
+		{Name: endpoints.Name, New: func(c *Context) (Controller, error) {
+			return endpoints.New(c.Client, c.Informers, c.EventRecorder("endpoint-controller"), c.Logger, c.Metrics)
+		}},
+		{Name: nodelifecycle.Name, Workers: 2, New: func(c *Context) (Controller, error) {
+			n := c.Options.Network
+			return nodelifecycle.New(c.Client, c.Informers, c.EventRecorder("node-controller"), c.Logger, c.Metrics, nodelifecycle.Options{
+				NodeMonitorGracePeriod: n.NodeMonitorGracePeriod,
+				NodeStartupGracePeriod: n.NodeStartupGracePeriod,
+				NodeMonitorPeriod:      n.NodeMonitorPeriod,
+				EvictionRate:           n.NodeEvictionRate,
+			})
+		}},
+		{Name: nodelifecycle.EvictionName, New: func(c *Context) (Controller, error) {
+			return nodelifecycle.NewEviction(c.Client, c.Informers, c.EventRecorder("taint-eviction-controller"), c.Logger, c.Metrics, nil)
+		}},
+		{Name: nodeipam.Name, Workers: 1, New: func(c *Context) (Controller, error) {
+			n := c.Options.Network
+			if n.DisableNodeIPAM {
+				return nil, nil
+			}
+			return nodeipam.New(c.Client, c.Informers, c.EventRecorder("node-ipam-controller"), c.Logger, c.Metrics, nodeipam.Options{
+				ClusterCIDRs:     n.ClusterCIDRs,
+				NodeMaskSize:     n.NodeCIDRMaskSize,
+				NodeMaskSizeIPv6: n.NodeCIDRMaskSizeIPv6,
+			})
+		}},
+		{Name: cloud.Name, Workers: 1, New: func(c *Context) (Controller, error) {
+			n := c.Options.Network
+			if len(n.LoadBalancerIPPools) == 0 {
+				c.Logger.Info("no --lb-pool: LoadBalancer Services stay pending")
+				return nil, nil
+			}
+			return cloud.New(c.Client, c.Informers, c.EventRecorder("service-lb-controller"), c.Logger, c.Metrics, cloud.Options{
+				Pool:  n.LoadBalancerIPPools,
+				Class: n.LoadBalancerClass,
+			})
+		}},
+	}
 }
