@@ -279,6 +279,15 @@ func TestPodValidate(t *testing.T) {
 			p.Spec.InitContainers = []corev1.Container{{Name: "i", Image: "x", RestartPolicy: &always, ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}}}}
 		}, nil},
 		{"system priority class", func(p *corev1.Pod) { p.Spec.PriorityClassName = SystemNodeCritical }, nil},
+		{"security contexts", func(p *corev1.Pod) {
+			uid, no, yes := int64(-1), false, true
+			unmasked := corev1.UnmaskedProcMount
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: &uid, SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost}}
+			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: &yes, AllowPrivilegeEscalation: &no, ProcMount: &unmasked,
+				SeccompProfile: &corev1.SeccompProfile{Type: "Strict"}}
+		}, []wantErr{inv("spec.securityContext.runAsUser"), req("spec.securityContext.seccompProfile.localhostProfile"),
+			inv("spec.containers[0].securityContext"), inv("spec.containers[0].securityContext.procMount"),
+			notSup("spec.containers[0].securityContext.seccompProfile.type")}},
 		{"node affinity", func(p *corev1.Pod) {
 			p.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
 				RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{

@@ -133,10 +133,11 @@ func validatePodSpec(spec *corev1.PodSpec, podMeta *metav1.ObjectMeta, fldPath *
 	}
 	gracePeriod := spec.TerminationGracePeriodSeconds
 
+	hostUsers := spec.HostUsers == nil || *spec.HostUsers
 	vols, vErrs := validateVolumes(spec.Volumes, fldPath.Child("volumes"))
 	allErrs = append(allErrs, vErrs...)
-	allErrs = append(allErrs, validateContainers(spec.Containers, vols, gracePeriod, fldPath.Child("containers"))...)
-	allErrs = append(allErrs, validateInitContainers(spec.InitContainers, spec.Containers, vols, gracePeriod, fldPath.Child("initContainers"))...)
+	allErrs = append(allErrs, validateContainers(spec.Containers, vols, gracePeriod, hostUsers, fldPath.Child("containers"))...)
+	allErrs = append(allErrs, validateInitContainers(spec.InitContainers, spec.Containers, vols, gracePeriod, hostUsers, fldPath.Child("initContainers"))...)
 	allErrs = append(allErrs, validateRestartPolicy(spec.RestartPolicy, fldPath.Child("restartPolicy"))...)
 	allErrs = append(allErrs, validateDNSPolicy(spec.DNSPolicy, fldPath.Child("dnsPolicy"))...)
 	allErrs = append(allErrs, metav1validation.ValidateLabels(spec.NodeSelector, fldPath.Child("nodeSelector"))...)
@@ -266,10 +267,38 @@ func validatePodSecurityContext(sc *corev1.PodSecurityContext, fldPath *field.Pa
 			allErrs = append(allErrs, field.Required(fldPath.Child("sysctls").Index(i).Child("name"), ""))
 		}
 	}
+	allErrs = append(allErrs, validateSeccompProfile(sc.SeccompProfile, fldPath.Child("seccompProfile"))...)
 	return allErrs
 }
 
-func validateContainerSecurityContext(sc *corev1.SecurityContext, fldPath *field.Path) field.ErrorList {
+// validateSeccompProfile is validateSeccompProfileField upstream.
+func validateSeccompProfile(sp *corev1.SeccompProfile, fldPath *field.Path) field.ErrorList {
+	if sp == nil {
+		return nil
+	}
+	var allErrs field.ErrorList
+	switch sp.Type {
+	case corev1.SeccompProfileTypeLocalhost, corev1.SeccompProfileTypeRuntimeDefault, corev1.SeccompProfileTypeUnconfined:
+	case "":
+		allErrs = append(allErrs, field.Required(fldPath.Child("type"), "type is required when seccompProfile is set"))
+	default:
+		allErrs = append(allErrs, field.NotSupported(fldPath.Child("type"), sp.Type, []corev1.SeccompProfileType{corev1.SeccompProfileTypeLocalhost, corev1.SeccompProfileTypeRuntimeDefault, corev1.SeccompProfileTypeUnconfined}))
+	}
+	if sp.Type == corev1.SeccompProfileTypeLocalhost {
+		if sp.LocalhostProfile == nil {
+			allErrs = append(allErrs, field.Required(fldPath.Child("localhostProfile"), "must be set when seccomp type is Localhost"))
+		} else {
+			allErrs = append(allErrs, validateLocalDescendingPath(*sp.LocalhostProfile, fldPath.Child("localhostProfile"))...)
+		}
+	} else if sp.LocalhostProfile != nil {
+		allErrs = append(allErrs, field.Invalid(fldPath.Child("localhostProfile"), sp, "can only be set when seccomp type is Localhost"))
+	}
+	return allErrs
+}
+
+// validateContainerSecurityContext is ValidateSecurityContext upstream;
+// hostUsers is false when the pod runs in a user namespace.
+func validateContainerSecurityContext(sc *corev1.SecurityContext, hostUsers bool, fldPath *field.Path) field.ErrorList {
 	if sc == nil {
 		return nil
 	}
@@ -284,6 +313,17 @@ func validateContainerSecurityContext(sc *corev1.SecurityContext, fldPath *field
 			allErrs = append(allErrs, field.Invalid(fldPath.Child("runAsGroup"), *sc.RunAsGroup, msg))
 		}
 	}
+	if pm := sc.ProcMount; pm != nil {
+		switch *pm {
+		case corev1.DefaultProcMount, corev1.UnmaskedProcMount:
+		default:
+			allErrs = append(allErrs, field.NotSupported(fldPath.Child("procMount"), *pm, []corev1.ProcMountType{corev1.DefaultProcMount, corev1.UnmaskedProcMount}))
+		}
+		if hostUsers && *pm == corev1.UnmaskedProcMount {
+			allErrs = append(allErrs, field.Invalid(fldPath.Child("procMount"), *pm, "`hostUsers` must be false to use `Unmasked`"))
+		}
+	}
+	allErrs = append(allErrs, validateSeccompProfile(sc.SeccompProfile, fldPath.Child("seccompProfile"))...)
 	if sc.Privileged != nil && *sc.Privileged && sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation {
 		allErrs = append(allErrs, field.Invalid(fldPath, sc, "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"))
 	}
@@ -757,7 +797,7 @@ func validateResourceFieldSelector(fs *corev1.ResourceFieldSelector, volume bool
 
 // validateContainers checks the regular containers (validateContainers
 // upstream).
-func validateContainers(containers []corev1.Container, vols map[string]corev1.VolumeSource, gracePeriod *int64, fldPath *field.Path) field.ErrorList {
+func validateContainers(containers []corev1.Container, vols map[string]corev1.VolumeSource, gracePeriod *int64, hostUsers bool, fldPath *field.Path) field.ErrorList {
 	if len(containers) == 0 {
 		return field.ErrorList{field.Required(fldPath, "")}
 	}
@@ -766,7 +806,7 @@ func validateContainers(containers []corev1.Container, vols map[string]corev1.Vo
 	for i := range containers {
 		c := &containers[i]
 		p := fldPath.Index(i)
-		allErrs = append(allErrs, validateContainerCommon(c, vols, p)...)
+		allErrs = append(allErrs, validateContainerCommon(c, vols, hostUsers, p)...)
 		if names.Has(c.Name) {
 			allErrs = append(allErrs, field.Duplicate(p.Child("name"), c.Name))
 		} else {
@@ -787,7 +827,7 @@ func validateContainers(containers []corev1.Container, vols map[string]corev1.Vo
 
 // validateInitContainers checks init containers: names unique among all
 // containers, no probes or lifecycle unless restartable (sidecars).
-func validateInitContainers(containers, regular []corev1.Container, vols map[string]corev1.VolumeSource, gracePeriod *int64, fldPath *field.Path) field.ErrorList {
+func validateInitContainers(containers, regular []corev1.Container, vols map[string]corev1.VolumeSource, gracePeriod *int64, hostUsers bool, fldPath *field.Path) field.ErrorList {
 	var allErrs field.ErrorList
 	names := sets.New[string]()
 	for _, c := range regular {
@@ -796,7 +836,7 @@ func validateInitContainers(containers, regular []corev1.Container, vols map[str
 	for i := range containers {
 		c := &containers[i]
 		p := fldPath.Index(i)
-		allErrs = append(allErrs, validateContainerCommon(c, vols, p)...)
+		allErrs = append(allErrs, validateContainerCommon(c, vols, hostUsers, p)...)
 		if names.Has(c.Name) {
 			allErrs = append(allErrs, field.Duplicate(p.Child("name"), c.Name))
 		} else {
@@ -835,7 +875,7 @@ func validateInitContainers(containers, regular []corev1.Container, vols map[str
 	return append(allErrs, checkHostPortConflicts(containers, fldPath)...)
 }
 
-func validateContainerCommon(c *corev1.Container, vols map[string]corev1.VolumeSource, p *field.Path) field.ErrorList {
+func validateContainerCommon(c *corev1.Container, vols map[string]corev1.VolumeSource, hostUsers bool, p *field.Path) field.ErrorList {
 	var allErrs field.ErrorList
 	if c.Name == "" {
 		allErrs = append(allErrs, field.Required(p.Child("name"), ""))
@@ -858,7 +898,7 @@ func validateContainerCommon(c *corev1.Container, vols map[string]corev1.VolumeS
 	allErrs = append(allErrs, validateVolumeMounts(c.VolumeMounts, vols, p.Child("volumeMounts"))...)
 	allErrs = append(allErrs, validatePullPolicy(c.ImagePullPolicy, p.Child("imagePullPolicy"))...)
 	allErrs = append(allErrs, validateResourceRequirements(&c.Resources, p.Child("resources"))...)
-	allErrs = append(allErrs, validateContainerSecurityContext(c.SecurityContext, p.Child("securityContext"))...)
+	allErrs = append(allErrs, validateContainerSecurityContext(c.SecurityContext, hostUsers, p.Child("securityContext"))...)
 	return allErrs
 }
 
