@@ -17,6 +17,7 @@ func DefaultRegistrations() []Registration {
 	regs := workloadRegistrations()
 	// Network controllers (endpointslice, endpoints, nodelifecycle,
 	// nodeipam, cloud): append their registrations below.
+	regs = append(regs, networkRegistrations()...)
 	return regs
 }
 
