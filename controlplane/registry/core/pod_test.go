@@ -351,6 +351,35 @@ func TestPodValidateUpdate(t *testing.T) {
 		{"name", func(p *corev1.Pod) { p.Name = "other" }, []wantErr{inv("metadata.name")}},
 		{"no resourceVersion", func(p *corev1.Pod) { p.ResourceVersion = "" }, []wantErr{inv("metadata.resourceVersion")}},
 	}
+	gatedTests := []struct {
+		name   string
+		mutate func(*corev1.Pod)
+		want   []wantErr
+	}{
+		{"remove gate", func(p *corev1.Pod) { p.Spec.SchedulingGates = nil }, nil},
+		{"add gate", func(p *corev1.Pod) { p.Spec.SchedulingGates = append(p.Spec.SchedulingGates, corev1.PodSchedulingGate{Name: "other"}) },
+			[]wantErr{forbidden("spec.schedulingGates[1]")}},
+		{"add node selector", func(p *corev1.Pod) { p.Spec.NodeSelector["zone"] = "a" }, nil},
+		{"change node selector", func(p *corev1.Pod) { p.Spec.NodeSelector["disk"] = "hdd" }, []wantErr{inv("spec.nodeSelector")}},
+		{"set node affinity", func(p *corev1.Pod) {
+			p.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+				NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "zone", Operator: corev1.NodeSelectorOpExists}}}}}}}
+		}, nil},
+	}
+	for _, tt := range gatedTests {
+		t.Run("gated "+tt.name, func(t *testing.T) {
+			old := createdPod(func(p *corev1.Pod) {
+				p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "example.com/quota"}}
+				p.Spec.NodeSelector = map[string]string{"disk": "ssd"}
+			})
+			p := old.DeepCopy()
+			tt.mutate(p)
+			s := PodStrategy{}
+			s.Default(p)
+			s.PrepareForUpdate(context.Background(), p, old)
+			checkErrors(t, s.ValidateUpdate(context.Background(), p, old), tt.want...)
+		})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			old := createdPod(func(p *corev1.Pod) {

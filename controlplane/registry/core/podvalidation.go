@@ -1422,10 +1422,28 @@ func validatePodUpdate(newPod, oldPod *corev1.Pod) field.ErrorList {
 		munged.TerminationGracePeriodSeconds = old
 	}
 	if len(oldPod.Spec.SchedulingGates) > 0 {
-		// A gated pod may still get node selector and affinity changes
-		// (only additions, upstream; Skiff allows any change while gated).
+		// A gated pod may still get node selector additions and node
+		// affinity changes (upstream only lets required terms narrow;
+		// Skiff accepts any node affinity change while gated).
+		for k, v := range oldPod.Spec.NodeSelector {
+			if nv, ok := munged.NodeSelector[k]; !ok || nv != v {
+				allErrs = append(allErrs, field.Invalid(specPath.Child("nodeSelector"), munged.NodeSelector, "only additions to spec.nodeSelector are allowed (no mutations or deletions)"))
+				break
+			}
+		}
 		munged.NodeSelector = oldPod.Spec.NodeSelector
-		munged.Affinity = oldPod.Spec.Affinity
+		var oldNA *corev1.NodeAffinity
+		if oldPod.Spec.Affinity != nil {
+			oldNA = oldPod.Spec.Affinity.NodeAffinity
+		}
+		switch {
+		case munged.Affinity == nil && oldNA != nil:
+			munged.Affinity = &corev1.Affinity{NodeAffinity: oldNA}
+		case munged.Affinity != nil && oldPod.Spec.Affinity == nil && munged.Affinity.PodAffinity == nil && munged.Affinity.PodAntiAffinity == nil:
+			munged.Affinity = nil
+		case munged.Affinity != nil:
+			munged.Affinity.NodeAffinity = oldNA
+		}
 	}
 	if !apiequality.Semantic.DeepEqual(munged, oldPod.Spec) {
 		allErrs = append(allErrs, field.Forbidden(specPath, "pod updates may not change fields other than "+strings.Join(updatablePodSpecFields, ",")))
