@@ -357,7 +357,9 @@ func TestPodValidateUpdate(t *testing.T) {
 		want   []wantErr
 	}{
 		{"remove gate", func(p *corev1.Pod) { p.Spec.SchedulingGates = nil }, nil},
-		{"add gate", func(p *corev1.Pod) { p.Spec.SchedulingGates = append(p.Spec.SchedulingGates, corev1.PodSchedulingGate{Name: "other"}) },
+		{"add gate", func(p *corev1.Pod) {
+			p.Spec.SchedulingGates = append(p.Spec.SchedulingGates, corev1.PodSchedulingGate{Name: "other"})
+		},
 			[]wantErr{forbidden("spec.schedulingGates[1]")}},
 		{"add node selector", func(p *corev1.Pod) { p.Spec.NodeSelector["zone"] = "a" }, nil},
 		{"change node selector", func(p *corev1.Pod) { p.Spec.NodeSelector["disk"] = "hdd" }, []wantErr{inv("spec.nodeSelector")}},
