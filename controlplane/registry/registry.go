@@ -149,7 +149,7 @@ type FinalizeStrategy interface {
 // corev1.Binding named after the pod). The server decodes the body into
 // NewBinding, validates it, reads the pod, calls ApplyBinding and writes the
 // pod back (with the binding's resourceVersion/uid as preconditions when
-// set), answering 201 with the Binding.
+// set), answering 201 with a Success Status as kube-apiserver does.
 type Binder interface {
 	NewBinding() runtime.Object
 	ValidateBinding(ctx context.Context, binding runtime.Object) field.ErrorList
