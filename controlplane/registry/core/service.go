@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -41,10 +42,84 @@ func (ServiceStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
 // ports and health check node port the client left empty from the old
 // object, as the service REST's patchAllocatedValues does, so that
 // re-applying a manifest without them works.
+//
+// When the type changes, fields the new type may not have are dropped if
+// the client left them as they were (dropTypeDependentFields upstream), so
+// that `kubectl apply` can turn a LoadBalancer into a ClusterIP service.
 func (ServiceStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 	newSvc, oldSvc := obj.(*corev1.Service), old.(*corev1.Service)
-	newSvc.Status = oldSvc.Status
 	patchAllocatedValues(newSvc, oldSvc)
+	newSvc.Status = oldSvc.Status
+	dropTypeDependentFields(newSvc, oldSvc)
+}
+
+func dropTypeDependentFields(newSvc, oldSvc *corev1.Service) {
+	n, o := &newSvc.Spec, &oldSvc.Spec
+	if needsClusterIP(oldSvc) && !needsClusterIP(newSvc) {
+		if n.ClusterIP == o.ClusterIP && equalStrings(n.ClusterIPs, o.ClusterIPs) {
+			n.ClusterIP, n.ClusterIPs = "", nil
+		}
+		if apiequality.Semantic.DeepEqual(n.IPFamilies, o.IPFamilies) {
+			n.IPFamilies = nil
+		}
+		if policyString(n.IPFamilyPolicy) == policyString(o.IPFamilyPolicy) {
+			n.IPFamilyPolicy = nil
+		}
+	}
+	typedNodePort := func(s *corev1.Service) bool {
+		return s.Spec.Type == corev1.ServiceTypeNodePort || s.Spec.Type == corev1.ServiceTypeLoadBalancer
+	}
+	if typedNodePort(oldSvc) && !typedNodePort(newSvc) && nodePortSet(newSvc).Equal(nodePortSet(oldSvc)) {
+		for i := range n.Ports {
+			n.Ports[i].NodePort = 0
+		}
+	}
+	if needsHealthCheck(oldSvc) && !needsHealthCheck(newSvc) && n.HealthCheckNodePort == o.HealthCheckNodePort {
+		n.HealthCheckNodePort = 0
+	}
+	if o.Type == corev1.ServiceTypeLoadBalancer && n.Type != corev1.ServiceTypeLoadBalancer {
+		if n.AllocateLoadBalancerNodePorts != nil && o.AllocateLoadBalancerNodePorts != nil && *n.AllocateLoadBalancerNodePorts == *o.AllocateLoadBalancerNodePorts {
+			n.AllocateLoadBalancerNodePorts = nil
+		}
+		if equalStringPtr(n.LoadBalancerClass, o.LoadBalancerClass) {
+			n.LoadBalancerClass = nil
+		}
+	}
+	if externallyAccessible(oldSvc) && !externallyAccessible(newSvc) && n.ExternalTrafficPolicy == o.ExternalTrafficPolicy {
+		n.ExternalTrafficPolicy = ""
+	}
+	if n.Type != corev1.ServiceTypeLoadBalancer {
+		newSvc.Status.LoadBalancer = corev1.LoadBalancerStatus{}
+	}
+}
+
+func nodePortSet(svc *corev1.Service) sets.Set[int32] {
+	s := sets.New[int32]()
+	for _, p := range svc.Spec.Ports {
+		if p.NodePort != 0 {
+			s.Insert(p.NodePort)
+		}
+	}
+	return s
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func policyString(p *corev1.IPFamilyPolicy) string {
+	if p == nil {
+		return ""
+	}
+	return string(*p)
 }
 
 func needsClusterIP(svc *corev1.Service) bool { return svc.Spec.Type != corev1.ServiceTypeExternalName }

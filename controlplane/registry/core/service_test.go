@@ -166,6 +166,24 @@ func TestServiceUpdate(t *testing.T) {
 		{"to ExternalName", func(s *corev1.Service) {
 			s.Spec = corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com"}
 		}, nil, nil},
+		{"to ExternalName keeping the old fields (apply)", func(s *corev1.Service) {
+			s.Spec.Type = corev1.ServiceTypeExternalName
+			s.Spec.ExternalName = "example.com"
+		}, nil, func(t *testing.T, s *corev1.Service) {
+			if s.Spec.ClusterIP != "" || s.Spec.IPFamilies != nil || s.Spec.IPFamilyPolicy != nil || s.Spec.Ports[0].NodePort != 0 || s.Spec.ExternalTrafficPolicy != "" {
+				t.Errorf("got spec %+v, want cluster IPs, families, node ports and traffic policy dropped", s.Spec)
+			}
+		}},
+		{"to ClusterIP keeping node ports (apply)", func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeClusterIP }, nil,
+			func(t *testing.T, s *corev1.Service) {
+				if s.Spec.Ports[0].NodePort != 0 || s.Spec.ExternalTrafficPolicy != "" || s.Spec.ClusterIP != "10.96.0.10" {
+					t.Errorf("got nodePort %d policy %q clusterIP %q, want node port and policy dropped, cluster IP kept", s.Spec.Ports[0].NodePort, s.Spec.ExternalTrafficPolicy, s.Spec.ClusterIP)
+				}
+			}},
+		{"to ClusterIP with a changed node port", func(s *corev1.Service) {
+			s.Spec.Type = corev1.ServiceTypeClusterIP
+			s.Spec.Ports[0].NodePort = 30081
+		}, []wantErr{forbidden("spec.ports[0].nodePort")}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
