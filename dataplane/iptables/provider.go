@@ -74,7 +74,9 @@ type Config struct {
 	// --masquerade-all).
 	MasqueradeAll bool
 
-	// Executor runs iptables; default NewExecutor(NetNS).
+	// Backend picks the iptables variant; default the installed one.
+	Backend Backend
+	// Executor runs iptables; default NewExecutor(NetNS, Backend).
 	Executor Executor
 	// Conntrack cleans stale UDP entries; default NewConntrack(NetNS).
 	Conntrack Conntrack
@@ -142,7 +144,7 @@ func New(cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("iptables provider: masquerade bit %d out of range", cfg.MasqueradeBit)
 	}
 	if cfg.Executor == nil {
-		cfg.Executor = NewExecutor(cfg.NetNS)
+		cfg.Executor = NewExecutor(cfg.NetNS, cfg.Backend)
 	}
 	if cfg.Conntrack == nil {
 		cfg.Conntrack = NewConntrack(cfg.NetNS)
