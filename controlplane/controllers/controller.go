@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
@@ -62,6 +63,9 @@ type Context struct {
 	// and the namespace controller use it with discovery. Nil when the
 	// Manager was built without a RESTConfig and without a metadata client.
 	Metadata metadata.Interface
+	// Dynamic is a dynamic client (unstructured objects), for informers
+	// over resources found by discovery. Nil like Metadata.
+	Dynamic dynamic.Interface
 	// RESTConfig is the configuration the clients were built from, nil when
 	// the Manager was given clients directly (unit tests).
 	RESTConfig *rest.Config

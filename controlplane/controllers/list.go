@@ -47,8 +47,8 @@ func workloadRegistrations() []Registration {
 			})
 		}},
 		{Name: garbagecollector.Name, Workers: 20, New: func(c *Context) (Controller, error) {
-			if c.Metadata == nil {
-				return nil, nil // needs a metadata client (a real server)
+			if c.Metadata == nil || c.Dynamic == nil {
+				return nil, nil // needs metadata and dynamic clients (a real server)
 			}
 			var ignored []schema.GroupResource
 			for _, s := range c.Options.GCIgnoredResources {
@@ -56,6 +56,7 @@ func workloadRegistrations() []Registration {
 			}
 			return garbagecollector.New(garbagecollector.Config{
 				Metadata:  c.Metadata,
+				Dynamic:   c.Dynamic,
 				Discovery: c.Client.Discovery(),
 				Logger:    c.Logger,
 				Metrics:   c.Metrics,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -28,6 +29,7 @@ type Config struct {
 	// fakes here).
 	Client   kubernetes.Interface
 	Metadata metadata.Interface
+	Dynamic  dynamic.Interface
 
 	// Logger receives the manager's and the controllers' logs; nil discards.
 	Logger *slog.Logger
@@ -57,6 +59,7 @@ type Manager struct {
 
 	client     kubernetes.Interface
 	metadata   metadata.Interface
+	dynamic    dynamic.Interface
 	restConfig *rest.Config
 
 	mu      sync.Mutex
@@ -158,11 +161,17 @@ func (m *Manager) initClients() error {
 	if m.client != nil {
 		return nil
 	}
-	m.client, m.metadata, m.restConfig = m.cfg.Client, m.cfg.Metadata, m.cfg.RESTConfig
+	m.client, m.metadata, m.dynamic, m.restConfig = m.cfg.Client, m.cfg.Metadata, m.cfg.Dynamic, m.cfg.RESTConfig
 	if m.restConfig != nil {
 		cfg := rest.CopyConfig(m.restConfig)
 		if cfg.UserAgent == "" {
 			cfg.UserAgent = "skiff-controller-manager"
+		}
+		// client-go's default (5 QPS) starves a controller manager;
+		// kube-controller-manager defaults to 20/30, we allow more as our
+		// API server is cheap.
+		if cfg.QPS == 0 {
+			cfg.QPS, cfg.Burst = 100, 200
 		}
 		if m.client == nil {
 			c, err := kubernetes.NewForConfig(cfg)
@@ -177,6 +186,13 @@ func (m *Manager) initClients() error {
 				return fmt.Errorf("build metadata client: %w", err)
 			}
 			m.metadata = c
+		}
+		if m.dynamic == nil {
+			c, err := dynamic.NewForConfig(cfg)
+			if err != nil {
+				return fmt.Errorf("build dynamic client: %w", err)
+			}
+			m.dynamic = c
 		}
 	}
 	return nil
@@ -291,6 +307,7 @@ func (m *Manager) run(ctx context.Context, started chan<- error) (err error) {
 		cctx := &Context{
 			Client:           m.client,
 			Metadata:         m.metadata,
+			Dynamic:          m.dynamic,
 			RESTConfig:       m.restConfig,
 			Informers:        factory,
 			Logger:           m.log.With("controller", r.Name),

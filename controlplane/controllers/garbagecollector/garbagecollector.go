@@ -31,11 +31,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
@@ -54,7 +56,11 @@ var DefaultIgnored = []schema.GroupResource{
 
 // Config is what the collector needs.
 type Config struct {
-	Metadata  metadata.Interface
+	// Metadata reads, patches and deletes objects.
+	Metadata metadata.Interface
+	// Dynamic watches them: its informers' caches are trimmed to
+	// metadata.
+	Dynamic   dynamic.Interface
 	Discovery discovery.DiscoveryInterface
 	Logger    *slog.Logger
 	Metrics   prometheus.Registerer
@@ -68,6 +74,7 @@ type Config struct {
 // Controller is the garbage collector.
 type Controller struct {
 	md       metadata.Interface
+	dyn      dynamic.Interface
 	disc     discovery.DiscoveryInterface
 	log      *slog.Logger
 	ignored  map[schema.GroupResource]bool
@@ -112,11 +119,12 @@ type event struct {
 
 // New builds the collector.
 func New(cfg Config) (*Controller, error) {
-	if cfg.Metadata == nil || cfg.Discovery == nil {
-		return nil, errors.New("garbage collector: metadata client and discovery are required")
+	if cfg.Metadata == nil || cfg.Dynamic == nil || cfg.Discovery == nil {
+		return nil, errors.New("garbage collector: metadata and dynamic clients and discovery are required")
 	}
 	c := &Controller{
 		md:       cfg.Metadata,
+		dyn:      cfg.Dynamic,
 		disc:     cfg.Discovery,
 		log:      cfg.Logger,
 		ignored:  map[schema.GroupResource]bool{},
@@ -254,7 +262,10 @@ func (c *Controller) resync(ctx context.Context) error {
 }
 
 func (c *Controller) startMonitor(ctx context.Context, r resources.Resource) *monitor {
-	inf := metadatainformer.NewFilteredMetadataInformer(c.md, r.GVR, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
+	// Dynamic informers list and watch full objects; the transform keeps
+	// only metadata in the cache, which is all the graph needs.
+	inf := dynamicinformer.NewFilteredDynamicInformer(c.dyn, r.GVR, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
+	_ = inf.SetTransform(toPartial)
 	gvk := r.GVK()
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
@@ -310,6 +321,23 @@ func (c *Controller) resourceFor(apiVersion, kind string) (resources.Resource, e
 		return resources.Resource{}, errors.New("resources not discovered yet")
 	}
 	return set.ForKind(apiVersion, kind)
+}
+
+// toPartial trims an informer's object to its metadata.
+func toPartial(obj any) (any, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return obj, nil
+	}
+	return &metav1.PartialObjectMetadata{
+		TypeMeta: metav1.TypeMeta{APIVersion: u.GetAPIVersion(), Kind: u.GetKind()},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: u.GetName(), Namespace: u.GetNamespace(), UID: u.GetUID(),
+			ResourceVersion: u.GetResourceVersion(), Generation: u.GetGeneration(),
+			DeletionTimestamp: u.GetDeletionTimestamp(), Finalizers: u.GetFinalizers(),
+			OwnerReferences: u.GetOwnerReferences(), CreationTimestamp: u.GetCreationTimestamp(),
+		},
+	}, nil
 }
 
 // uidCache remembers UIDs known to be absent (UIDs are never reused).
