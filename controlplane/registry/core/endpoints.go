@@ -85,7 +85,7 @@ func validateEndpointAddress(a *corev1.EndpointAddress, fldPath *field.Path) fie
 			allErrs = append(allErrs, field.Invalid(fldPath.Child("nodeName"), *a.NodeName, msg))
 		}
 	}
-	return append(allErrs, validateEndpointIP(a.IP, fldPath.Child("ip"))...)
+	return append(allErrs, ValidateEndpointIP(a.IP, fldPath.Child("ip"))...)
 }
 
 func validateEndpointPort(port *corev1.EndpointPort, requireName bool, fldPath *field.Path) field.ErrorList {

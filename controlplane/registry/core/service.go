@@ -324,7 +324,7 @@ func validateService(svc, oldSvc *corev1.Service) field.ErrorList {
 		if errs := validation.IsValidIPForLegacyField(p, ip, true, oldExternalIPs); len(errs) != 0 {
 			allErrs = append(allErrs, errs...)
 		} else {
-			allErrs = append(allErrs, validateEndpointIP(ip, p)...)
+			allErrs = append(allErrs, ValidateEndpointIP(ip, p)...)
 		}
 	}
 
@@ -623,9 +623,10 @@ func validateIPFamiliesUpdate(oldSvc, svc *corev1.Service) field.ErrorList {
 	return allErrs
 }
 
-// validateEndpointIP rejects addresses no endpoint may have
-// (ValidateEndpointIP upstream).
-func validateEndpointIP(value string, fldPath *field.Path) field.ErrorList {
+// ValidateEndpointIP rejects addresses no endpoint may have: unparsable,
+// unspecified, loopback and link-local ones (ValidateEndpointIP upstream).
+// Endpoints, endpointslices and service external IPs use it.
+func ValidateEndpointIP(value string, fldPath *field.Path) field.ErrorList {
 	ip := net.ParseIP(value)
 	if ip == nil {
 		return field.ErrorList{field.Invalid(fldPath, value, "must be a valid IP address")}

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/skiff-project/skiff/controlplane/registry/core"
 	"github.com/skiff-project/skiff/controlplane/registry/objectmeta"
 	"github.com/skiff-project/skiff/controlplane/registry/table"
 )
@@ -156,7 +157,7 @@ func validateEndpoints(endpoints []discoveryv1.Endpoint, addrType discoveryv1.Ad
 					if net.ParseIP(addr).To4() == nil {
 						allErrs = append(allErrs, field.Invalid(addrPath, addr, "must be an IPv4 address"))
 					}
-					allErrs = append(allErrs, validateEndpointIP(addr, addrPath.Index(j))...)
+					allErrs = append(allErrs, core.ValidateEndpointIP(addr, addrPath.Index(j))...)
 				}
 			case discoveryv1.AddressTypeIPv6:
 				if errs := validation.IsValidIP(addrPath.Index(j), addr); len(errs) > 0 {
@@ -165,7 +166,7 @@ func validateEndpoints(endpoints []discoveryv1.Endpoint, addrType discoveryv1.Ad
 					if net.ParseIP(addr).To4() != nil {
 						allErrs = append(allErrs, field.Invalid(addrPath, addr, "must be an IPv6 address"))
 					}
-					allErrs = append(allErrs, validateEndpointIP(addr, addrPath.Index(j))...)
+					allErrs = append(allErrs, core.ValidateEndpointIP(addr, addrPath.Index(j))...)
 				}
 			case discoveryv1.AddressTypeFQDN:
 				allErrs = append(allErrs, validation.IsFullyQualifiedDomainName(addrPath.Index(j), addr)...)
@@ -263,29 +264,6 @@ func validatePorts(ports []discoveryv1.EndpointPort, fldPath *field.Path) field.
 				allErrs = append(allErrs, field.Invalid(p.Child("appProtocol"), *port.AppProtocol, msg))
 			}
 		}
-	}
-	return allErrs
-}
-
-// validateEndpointIP rejects unspecified, loopback and link-local addresses
-// (ValidateEndpointIP upstream).
-func validateEndpointIP(value string, fldPath *field.Path) field.ErrorList {
-	ip := net.ParseIP(value)
-	if ip == nil {
-		return field.ErrorList{field.Invalid(fldPath, value, "must be a valid IP address")}
-	}
-	var allErrs field.ErrorList
-	if ip.IsUnspecified() {
-		allErrs = append(allErrs, field.Invalid(fldPath, value, fmt.Sprintf("may not be unspecified (%v)", value)))
-	}
-	if ip.IsLoopback() {
-		allErrs = append(allErrs, field.Invalid(fldPath, value, "may not be in the loopback range (127.0.0.0/8, ::1/128)"))
-	}
-	if ip.IsLinkLocalUnicast() {
-		allErrs = append(allErrs, field.Invalid(fldPath, value, "may not be in the link-local range (169.254.0.0/16, fe80::/10)"))
-	}
-	if ip.IsLinkLocalMulticast() {
-		allErrs = append(allErrs, field.Invalid(fldPath, value, "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"))
 	}
 	return allErrs
 }
