@@ -31,8 +31,8 @@ func TestPodTableStatus(t *testing.T) {
 			p.Status.Phase = corev1.PodRunning
 			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "c", RestartCount: 4,
 				State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
-				LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, FinishedAt: ago(90 * time.Second)}}}}
-		}, "0/1", "CrashLoopBackOff", "4 (90s ago)"},
+				LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, FinishedAt: ago(15 * time.Minute)}}}}
+		}, "0/1", "CrashLoopBackOff", "4 (15m ago)"},
 		{"completed", func(p *corev1.Pod) {
 			p.Status.Phase = corev1.PodSucceeded
 			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "c", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Completed"}}}}
@@ -81,7 +81,7 @@ func TestPodTableStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", CreationTimestamp: ago(5 * time.Minute)},
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", CreationTimestamp: ago(20 * time.Minute)},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}}}
 			tt.pod(p)
 			tbl, err := PodStrategy{}.ConvertToTable(context.Background(), p, nil)
@@ -90,7 +90,7 @@ func TestPodTableStatus(t *testing.T) {
 			}
 			cells := tbl.Rows[0].Cells
 			got := []any{cells[0], cells[1], cells[2], cells[3], cells[4]}
-			want := []any{"web", tt.ready, tt.status, tt.restarts, "5m"}
+			want := []any{"web", tt.ready, tt.status, tt.restarts, "20m"}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got %v, want %v", got, want)
 			}
@@ -209,8 +209,8 @@ func TestSmallTables(t *testing.T) {
 		want []any
 	}{
 		{"namespace", func() (*metav1.Table, error) {
-			return NamespaceStrategy{}.ConvertToTable(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a", CreationTimestamp: ago(30 * time.Second)}, Status: corev1.NamespaceStatus{Phase: "Active"}}, nil)
-		}, []any{"a", "Active", "30s"}},
+			return NamespaceStrategy{}.ConvertToTable(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a", CreationTimestamp: ago(40 * time.Minute)}, Status: corev1.NamespaceStatus{Phase: "Active"}}, nil)
+		}, []any{"a", "Active", "40m"}},
 		{"configmap", func() (*metav1.Table, error) {
 			return ConfigMapStrategy{}.ConvertToTable(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c"}, Data: map[string]string{"a": ""}, BinaryData: map[string][]byte{"b": nil}}, nil)
 		}, []any{"c", int64(2), "<unknown>"}},
@@ -232,12 +232,12 @@ func TestSmallTables(t *testing.T) {
 		{"event", func() (*metav1.Table, error) {
 			return EventStrategy{}.ConvertToTable(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "web.1"}, Type: "Normal", Reason: "Pulled", Message: " done \n",
 				InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "web", FieldPath: "spec.containers{c}"}, Source: corev1.EventSource{Component: "kubelet", Host: "node-1"},
-				FirstTimestamp: ago(10 * time.Minute), LastTimestamp: ago(2 * time.Minute), Count: 3}, nil)
-		}, []any{"2m", "Normal", "Pulled", "pod/web", "spec.containers{c}", "kubelet, node-1", "done", "10m", int64(3), "web.1"}},
+				FirstTimestamp: ago(30 * time.Minute), LastTimestamp: ago(12 * time.Minute), Count: 3}, nil)
+		}, []any{"12m", "Normal", "Pulled", "pod/web", "spec.containers{c}", "kubelet, node-1", "done", "30m", int64(3), "web.1"}},
 		{"event series", func() (*metav1.Table, error) {
 			return EventStrategy{}.ConvertToTable(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "n.1"}, ReportingController: "skiff", InvolvedObject: corev1.ObjectReference{Kind: "Node"},
-				EventTime: metav1.NewMicroTime(time.Now().Add(-time.Hour)), Series: &corev1.EventSeries{Count: 5, LastObservedTime: metav1.NewMicroTime(time.Now().Add(-time.Minute))}}, nil)
-		}, []any{"60s", "", "", "node", "", "skiff", "", "60m", int64(5), "n.1"}},
+				EventTime: metav1.NewMicroTime(time.Now().Add(-time.Hour)), Series: &corev1.EventSeries{Count: 5, LastObservedTime: metav1.NewMicroTime(time.Now().Add(-20 * time.Minute))}}, nil)
+		}, []any{"20m", "", "", "node", "", "skiff", "", "60m", int64(5), "n.1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -69,7 +69,7 @@ func TestAgeAndLists(t *testing.T) {
 		{"zero", Age(metav1.Time{}), "<unknown>"},
 		{"minutes", Age(metav1.NewTime(time.Now().Add(-90 * time.Minute))), "90m"},
 		{"days", Age(metav1.NewTime(time.Now().Add(-75 * time.Hour))), "3d3h"},
-		{"micro", MicroAge(metav1.NewMicroTime(time.Now().Add(-20 * time.Second))), "20s"},
+		{"micro", MicroAge(metav1.NewMicroTime(time.Now().Add(-25 * time.Minute))), "25m"},
 		{"list none", ListWithMore(nil, 3), "<unset>"},
 		{"list short", ListWithMore([]string{"a", "b"}, 3), "a,b"},
 		{"list long", ListWithMore([]string{"a", "b", "c", "d", "e"}, 3), "a,b,c + 2 more..."},
