@@ -701,7 +701,8 @@ step "delete"
 WAIT_PID=$!
 sleep 1
 k delete configmap watched -n e2e
-expect_out 'configmap "watched" deleted'
+# (kubectl 1.33 and later add " from <namespace> namespace".)
+expect_match 'configmap "watched" deleted( from e2e namespace)?'
 set +e
 wait "$WAIT_PID"
 RC=$?
@@ -711,11 +712,11 @@ OUT=$(cat "$WORK/wait.out")
 ERR=$(cat "$WORK/wait.err")
 expect_out "configmap/watched condition met"
 k delete deployment web -n e2e --wait
-expect_out 'deployment.apps "web" deleted'
+expect_match 'deployment\.apps "web" deleted( from e2e namespace)?'
 k get deployment web -n e2e
 expect_fail 1 'Error from server (NotFound): deployments.apps "web" not found'
 k delete -f "$MANIFESTS/server-side.yaml"
-expect_out 'configmap "ssa-config" deleted'
+expect_match 'configmap "ssa-config" deleted( from e2e namespace)?'
 # Removing a namespace's contents is the namespace controller's work:
 # until it runs the namespace stays Terminating.
 k delete namespace e2e --wait=false
