@@ -236,14 +236,11 @@ func (cn *Conn) Request(ctx context.Context) (Reply, error) {
 	var line string
 	if cn.network == "udp" {
 		buf := make([]byte, 2048)
-		for {
-			n, err := cn.conn.Read(buf)
-			if err != nil {
-				return Reply{}, fmt.Errorf("testbed: receive from %s: %w", cn.conn.RemoteAddr(), err)
-			}
-			line = string(buf[:n])
-			break
+		n, err := cn.conn.Read(buf)
+		if err != nil {
+			return Reply{}, fmt.Errorf("testbed: receive from %s: %w", cn.conn.RemoteAddr(), err)
 		}
+		line = string(buf[:n])
 	} else {
 		var err error
 		line, err = cn.r.ReadString('\n')
