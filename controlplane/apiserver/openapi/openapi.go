@@ -19,6 +19,7 @@ package openapi
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha512"
 	"embed"
 	"encoding/hex"
@@ -72,9 +73,22 @@ type document struct {
 	// protobuf form is built from the JSON on first request (v3: kubectl
 	// asks for JSON) and kept.
 	protoFile string
-	protoOnce sync.Once
-	proto     []byte
-	protoErr  error
+	proto     lazyBytes
+
+	// Gzipped forms, made on the first request that accepts gzip.
+	gzJSON, gzProto lazyBytes
+}
+
+// lazyBytes is a value computed once, on first use.
+type lazyBytes struct {
+	once sync.Once
+	data []byte
+	err  error
+}
+
+func (l *lazyBytes) get(compute func() ([]byte, error)) ([]byte, error) {
+	l.once.Do(func() { l.data, l.err = compute() })
+	return l.data, l.err
 }
 
 // newFileDocument hashes the embedded file without copying it to the heap.
@@ -109,18 +123,59 @@ func (d *document) protoReader() (io.ReadSeeker, error) {
 	if d.protoFile != "" {
 		return openSeeker(d.protoFile)
 	}
-	d.protoOnce.Do(func() {
+	pb, err := d.proto.get(func() ([]byte, error) {
 		j, err := d.bytes()
 		if err != nil {
-			d.protoErr = err
-			return
+			return nil, err
 		}
-		d.proto, d.protoErr = v3Proto(j)
+		return v3Proto(j)
 	})
-	if d.protoErr != nil {
-		return nil, d.protoErr
+	if err != nil {
+		return nil, err
 	}
-	return bytes.NewReader(d.proto), nil
+	return bytes.NewReader(pb), nil
+}
+
+func (d *document) gzipJSON() ([]byte, error) {
+	return d.gzJSON.get(func() ([]byte, error) { return gzipAll(d.jsonReader) })
+}
+
+func (d *document) gzipProto() ([]byte, error) {
+	return d.gzProto.get(func() ([]byte, error) { return gzipAll(d.protoReader) })
+}
+
+// gzipAll compresses what open returns.
+func gzipAll(open func() (io.ReadSeeker, error)) ([]byte, error) {
+	r, err := open()
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := io.Copy(zw, r); err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// acceptsGzip reports whether an Accept-Encoding header value allows gzip.
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			continue
+		}
+		q, ok := strings.CutPrefix(strings.ReplaceAll(params, " ", ""), "q=")
+		if !ok {
+			return true
+		}
+		f, err := strconv.ParseFloat(q, 64)
+		return err == nil && f > 0
+	}
+	return false
 }
 
 // bytes returns a copy of the JSON form.
@@ -265,6 +320,7 @@ type representation struct {
 	subType     string // matched against the Accept clause
 	contentType string // answered
 	body        func() (io.ReadSeeker, error)
+	gzipped     func() ([]byte, error)
 }
 
 // negotiate picks the first representation the Accept header allows, in the
@@ -290,15 +346,15 @@ func negotiate(accept string, reps []representation) (representation, bool) {
 
 func (s *Spec) serveV2(c *gin.Context) {
 	reps := []representation{
-		{"json", mimeJSON, s.v2.jsonReader},
-		{subTypeV2ProtoDeprecated, "application/" + subTypeV2Proto, s.v2.protoReader},
-		{subTypeV2Proto, "application/" + subTypeV2Proto, s.v2.protoReader},
+		{"json", mimeJSON, s.v2.jsonReader, s.v2.gzipJSON},
+		{subTypeV2ProtoDeprecated, "application/" + subTypeV2Proto, s.v2.protoReader, s.v2.gzipProto},
+		{subTypeV2Proto, "application/" + subTypeV2Proto, s.v2.protoReader, s.v2.gzipProto},
 	}
 	serve(c, s.v2, reps, false)
 }
 
 func (s *Spec) serveV3Index(c *gin.Context) {
-	reps := []representation{{"json", mimeJSON, s.v3Index.jsonReader}}
+	reps := []representation{{"json", mimeJSON, s.v3Index.jsonReader, s.v3Index.gzipJSON}}
 	serve(c, s.v3Index, reps, false)
 }
 
@@ -314,9 +370,9 @@ func (s *Spec) serveV3(c *gin.Context) {
 		return
 	}
 	reps := []representation{
-		{"json", mimeJSON, d.jsonReader},
-		{subTypeV3Proto, "application/" + subTypeV3Proto, d.protoReader},
-		{subTypeV3ProtoDeprecated, "application/" + subTypeV3Proto, d.protoReader},
+		{"json", mimeJSON, d.jsonReader, d.gzipJSON},
+		{subTypeV3Proto, "application/" + subTypeV3Proto, d.protoReader, d.gzipProto},
+		{subTypeV3ProtoDeprecated, "application/" + subTypeV3Proto, d.protoReader, d.gzipProto},
 	}
 	hash := c.Query("hash")
 	if hash != "" && hash != d.etag {
@@ -328,18 +384,30 @@ func (s *Spec) serveV3(c *gin.Context) {
 	serve(c, d, reps, hash != "")
 }
 
-// serve answers with the negotiated representation of d, its ETag and,
-// for a request naming the current hash, headers that let caches keep the
-// answer for a year. http.ServeContent answers If-None-Match with 304.
+// serve answers with the negotiated representation of d (gzipped when the
+// client accepts it, as kube-apiserver does), its ETag and, for a request
+// naming the current hash, headers that let caches keep the answer for a
+// year. http.ServeContent answers If-None-Match with 304.
 func serve(c *gin.Context, d *document, reps []representation, immutable bool) {
 	w := c.Writer
 	w.Header().Add("Vary", "Accept")
+	w.Header().Add("Vary", "Accept-Encoding")
 	rep, ok := negotiate(c.GetHeader("Accept"), reps)
 	if !ok {
 		c.Status(http.StatusNotAcceptable)
 		return
 	}
-	content, err := rep.body()
+	var content io.ReadSeeker
+	var err error
+	if acceptsGzip(c.GetHeader("Accept-Encoding")) {
+		var gz []byte
+		if gz, err = rep.gzipped(); err == nil {
+			content = bytes.NewReader(gz)
+			w.Header().Set("Content-Encoding", "gzip")
+		}
+	} else {
+		content, err = rep.body()
+	}
 	if err != nil {
 		c.String(http.StatusInternalServerError, "openapi: %v", err)
 		return

@@ -1,6 +1,8 @@
 package openapi
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -557,4 +559,80 @@ func BenchmarkTypeConverter(b *testing.B) {
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(len(keep)), "retained-bytes/op")
 	runtime.KeepAlive(keep)
+}
+
+func TestGzip(t *testing.T) {
+	s := newSpec(t)
+	srv := startServer(t, s)
+	tests := []struct {
+		name, path, accept, encoding string
+		wantGzip                     bool
+		want                         []byte
+	}{
+		{name: "v2 JSON gzipped", path: "/openapi/v2", encoding: "gzip", wantGzip: true, want: v2JSON(t, s)},
+		{name: "v2 JSON gzip refused", path: "/openapi/v2", encoding: "gzip;q=0, identity", want: v2JSON(t, s)},
+		{name: "v2 JSON identity", path: "/openapi/v2", encoding: "identity", want: v2JSON(t, s)},
+		{name: "v3 JSON gzipped", path: "/openapi/v3/api/v1", encoding: "deflate, gzip;q=0.5", wantGzip: true, want: v3JSON(t, s, "api/v1")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := request(t, srv.URL+tt.path, map[string]string{"Accept-Encoding": tt.encoding})
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status: got %d, want 200", resp.StatusCode)
+			}
+			got := body(t, resp)
+			if gotGzip := resp.Header.Get("Content-Encoding") == "gzip"; gotGzip != tt.wantGzip {
+				t.Fatalf("gzipped: got %v, want %v", gotGzip, tt.wantGzip)
+			}
+			if tt.wantGzip {
+				zr, err := gzip.NewReader(bytes.NewReader(got))
+				if err != nil {
+					t.Fatalf("gzip reader: %v", err)
+				}
+				if got, err = io.ReadAll(zr); err != nil {
+					t.Fatalf("gunzip: %v", err)
+				}
+			}
+			if !bytes.Equal(got, tt.want) {
+				t.Errorf("body: got %d bytes that differ from the document's %d", len(got), len(tt.want))
+			}
+		})
+	}
+	// The protobuf form, gzipped, still decodes to the same document.
+	resp := request(t, srv.URL+"/openapi/v2", map[string]string{
+		"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf", "Accept-Encoding": "gzip"})
+	zr, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		t.Fatalf("gzip reader: %v", err)
+	}
+	pb, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc openapi_v2.Document
+	if err := proto.Unmarshal(pb, &doc); err != nil {
+		t.Errorf("gzipped protobuf: %v", err)
+	}
+}
+
+func TestAcceptsGzip(t *testing.T) {
+	tests := []struct {
+		header string
+		want   bool
+	}{
+		{"", false},
+		{"gzip", true},
+		{"gzip, deflate", true},
+		{"deflate, GZIP", true},
+		{"gzip;q=0", false},
+		{"gzip; q=0.0", false},
+		{"gzip;q=0.1", true},
+		{"identity", false},
+		{"x-gzip", false},
+	}
+	for _, tt := range tests {
+		if got := acceptsGzip(tt.header); got != tt.want {
+			t.Errorf("acceptsGzip(%q): got %v, want %v", tt.header, got, tt.want)
+		}
+	}
 }
