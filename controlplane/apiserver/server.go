@@ -146,6 +146,9 @@ func New(cfg Config) (*Server, error) {
 	if s.resources, err = newResourceIndex(cfg.Resources, s.scheme, tc); err != nil {
 		return nil, fmt.Errorf("apiserver: %w", err)
 	}
+	for _, r := range s.resources.all {
+		s.metrics.watches.WithLabelValues(r.Name).Add(0)
+	}
 	if s.alloc, err = newAllocator(cfg.ServiceCIDR, cfg.NodePortBase, cfg.NodePortSize); err != nil {
 		return nil, fmt.Errorf("apiserver: %w", err)
 	}
