@@ -268,10 +268,9 @@ type jumpChain struct {
 	extraArgs                          []string
 }
 
-var newState = []string{"-m", "conntrack", "--ctstate", "NEW"}
-
 // jumpChains returns kube-proxy's iptablesJumpChains.
 func jumpChains() []jumpChain {
+	newState := []string{"-m", "conntrack", "--ctstate", "NEW"}
 	return []jumpChain{
 		{"filter", kubeExternalServicesChain, "INPUT", "kubernetes externally-visible service portals", newState},
 		{"filter", kubeExternalServicesChain, "FORWARD", "kubernetes externally-visible service portals", newState},
@@ -297,10 +296,10 @@ func (j jumpChain) ruleArgs() []string {
 }
 
 // waitArgs are kube-proxy's iptables lock-wait flags.
-var waitArgs = []string{"-w", "5"}
+func waitArgs() []string { return []string{"-w", "5"} }
 
 func iptablesArgs(op, table, chain string, args ...string) []string {
-	full := append(append([]string{}, waitArgs...), op, chain, "-t", table)
+	full := append(waitArgs(), op, chain, "-t", table)
 	return append(full, args...)
 }
 
@@ -344,7 +343,7 @@ func deleteRule(ctx context.Context, e Executor, table, chain string, args []str
 }
 
 func restoreArgs() []string {
-	return append(append([]string{}, waitArgs...), "--noflush", "--counters")
+	return append(waitArgs(), "--noflush", "--counters")
 }
 
 func saveTable(ctx context.Context, e Executor, table string) ([]byte, error) {

@@ -17,15 +17,20 @@ import (
 	"slices"
 )
 
-// Sizes are the table sizes SizeFor picks from: primes close to powers of
-// two.
-var sizes = [...]uint64{
-	251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071,
-	262139, 524287, 1048573, 2097143, 4194301, 8388593, 16777213,
+// sizes are the table sizes SizeFor picks from: the largest primes below
+// powers of two.
+func sizes() [17]uint64 {
+	return [...]uint64{
+		251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071,
+		262139, 524287, 1048573, 2097143, 4194301, 8388593, 16777213,
+	}
 }
 
 // Sizes returns the prime table sizes SizeFor chooses from, smallest first.
-func Sizes() []uint64 { return slices.Clone(sizes[:]) }
+func Sizes() []uint64 {
+	s := sizes()
+	return s[:]
+}
 
 // MinSlotsPerBackend is how many slots SizeFor gives each backend at
 // least: with more than 100 slots each, every backend's share is within 1%
@@ -36,12 +41,13 @@ const MinSlotsPerBackend = 100
 // n, or the largest listed prime when n is larger than that allows.
 func SizeFor(n int) uint64 {
 	want := uint64(n) * MinSlotsPerBackend
-	for _, p := range sizes {
+	all := sizes()
+	for _, p := range all {
 		if p > want {
 			return p
 		}
 	}
-	return sizes[len(sizes)-1]
+	return all[len(all)-1]
 }
 
 // ErrDuplicate is returned for a backend id given twice.

@@ -62,11 +62,10 @@ const (
 	DNSPort = 5353
 )
 
-// Addresses the suite's Services use.
-var (
-	lbPrefix  = netip.MustParsePrefix("198.51.100.0/24")
-	extPrefix = netip.MustParsePrefix("192.0.2.0/24")
-)
+// The ranges of the suite's LoadBalancer and external IPs, which the
+// client routes to node 0.
+func lbPrefix() netip.Prefix  { return netip.MustParsePrefix("198.51.100.0/24") }
+func extPrefix() netip.Prefix { return netip.MustParsePrefix("192.0.2.0/24") }
 
 // Run runs every case against providers from newProvider, on one test bed
 // of 2 nodes with 3 pods each.
@@ -84,7 +83,7 @@ func Run(t *testing.T, newProvider Factory) {
 		}
 	}
 	// The client sends LoadBalancer and external IPs to node 0.
-	for _, pfx := range []netip.Prefix{lbPrefix, extPrefix} {
+	for _, pfx := range []netip.Prefix{lbPrefix(), extPrefix()} {
 		if err := c.RouteFromClient(pfx, c.Nodes[0]); err != nil {
 			t.Fatalf("client route: %v", err)
 		}
