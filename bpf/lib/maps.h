@@ -168,11 +168,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } skf_slot_v1 SEC(".maps");
 
+/* Memory-mappable so that a restarted agent reads it in one copy. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 262144);
 	__type(key, __u32);
 	__type(value, struct lb_backend);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } skf_be_v1 SEC(".maps");
 

@@ -1,8 +1,10 @@
 package ebpf
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -329,20 +331,24 @@ func (b *Bpf) Snapshot() (*Snapshot, error) {
 	if err := forEach(b.slot, func(k SlotKey, v uint32) { s.Slots[k] = v }); err != nil {
 		return nil, fmt.Errorf("%s: %w", MapSlots, err)
 	}
-	if err := forEach(b.be, func(k uint32, v Backend) {
-		if v != (Backend{}) {
-			s.Backends[k] = v
-		}
-	}); err != nil {
+	if err := b.readBackends(s.Backends); err != nil {
 		return nil, fmt.Errorf("%s: %w", MapBackends, err)
 	}
-	var id, innerID uint32
-	it := b.maglev.Iterate()
-	for it.Next(&id, &innerID) {
-		s.Maglev[id] = true
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", MapMaglev, err)
+	// Walking the whole outer array of Maglev tables takes a syscall
+	// pair per slot (~1 s at 65536); the tables in use are the ones
+	// external frontends point at. A table left by a set that vanished
+	// while nobody was watching stays unreferenced until its id is
+	// reused.
+	for _, v := range s.Services {
+		if v.Flags&SvcFlagMaglev == 0 || s.Maglev[v.Id] {
+			continue
+		}
+		var inner uint32
+		if err := b.maglev.Lookup(v.Id, &inner); err == nil {
+			s.Maglev[v.Id] = true
+		} else if !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil, fmt.Errorf("%s: %w", MapMaglev, err)
+		}
 	}
 	return s, nil
 }
@@ -388,4 +394,31 @@ func (b *Bpf) DeleteNetNS(cookie uint64) error {
 // pinDirFor is the default per-node pin directory.
 func pinDirFor(node string) string {
 	return filepath.Join("/sys/fs/bpf/skiff", node)
+}
+
+// readBackends copies the non-zero entries of the backend array through
+// its memory mapping (one copy instead of a syscall per batch).
+func (b *Bpf) readBackends(out map[uint32]Backend) error {
+	mem, err := b.be.Memory()
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, mem.Size())
+	if _, err := mem.ReadAt(buf, 0); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	const stride = 8 // struct lb_backend, rounded up to 8 bytes
+	for id := uint32(1); int(id+1)*stride <= len(buf); id++ {
+		e := buf[int(id)*stride : int(id+1)*stride]
+		v := Backend{
+			Addr:  binary.NativeEndian.Uint32(e[0:4]),
+			Port:  binary.NativeEndian.Uint16(e[4:6]),
+			Proto: e[6],
+			Flags: e[7],
+		}
+		if v != (Backend{}) {
+			out[id] = v
+		}
+	}
+	return nil
 }

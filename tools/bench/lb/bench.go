@@ -32,8 +32,10 @@ type bench struct {
 }
 
 // prepare lets node 0's XDP transmit (an XDP program on the fabric side of
-// its uplink) and makes the external client send complete checksums (see
-// ebpf.DisableTxChecksumOffload).
+// its uplink) and makes the external client and the nodes send complete
+// checksums, as they would behind real NICs (see
+// ebpf.DisableTxChecksumOffload; node 1 runs no provider that would do
+// it). All modes run on the same prepared test bed.
 func (b *bench) prepare() error {
 	if err := ebpf.EnsureBPFFS(); err != nil {
 		return err
@@ -49,6 +51,11 @@ func (b *bench) prepare() error {
 			return err
 		}
 		b.peers = append(b.peers, l)
+	}
+	for _, n := range b.c.Nodes {
+		if err := ebpf.DisableTxChecksumOffload(n.NS.Path(), n.Uplink); err != nil {
+			return err
+		}
 	}
 	return ebpf.DisableTxChecksumOffload(b.c.Client.Path(), testbed.UplinkName)
 }

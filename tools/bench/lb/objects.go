@@ -57,12 +57,17 @@ type endpoint struct {
 	node string
 }
 
-// slice returns Service i's EndpointSlice; gen > 0 moves the first idle
-// endpoint to another address (an endpoint change).
+// slice returns Service i's EndpointSlice; an odd gen moves one endpoint
+// to another address (an endpoint change): for an idle Service its first
+// endpoint, for the traffic Service its third (to the other pod of node 0).
 func slice(i, gen int, c *testbed.Cluster) *discoveryv1.EndpointSlice {
 	var eps []endpoint
 	if i == 0 {
-		for _, p := range []*testbed.Pod{c.Nodes[0].Pods[0], c.Nodes[1].Pods[0], c.Nodes[1].Pods[1]} {
+		pods := []*testbed.Pod{c.Nodes[0].Pods[0], c.Nodes[1].Pods[0], c.Nodes[1].Pods[1]}
+		if gen%2 == 1 {
+			pods[2] = c.Nodes[0].Pods[1]
+		}
+		for _, p := range pods {
 			eps = append(eps, endpoint{p.IP, p.Node.Name})
 		}
 	} else {
