@@ -350,6 +350,8 @@ k get service kubernetes -n default -o 'jsonpath={.spec.clusterIP} {.spec.ports[
 expect_out "10.96.0.1 https 443"
 k cluster-info
 expect_contains "Kubernetes control plane is running at https://127.0.0.1:$PORT"
+k get --raw /livez
+expect_out "ok"
 
 step "apply -f a multi-document manifest"
 k apply -f "$MANIFESTS/app.yaml"
@@ -358,6 +360,11 @@ configmap/web-config created
 secret/web-secret created
 deployment.apps/web created
 service/web created"
+
+# The server labels namespaces with their name and adds the finalizer
+# the namespace controller removes.
+k get namespace e2e -o 'jsonpath={.metadata.labels} {.spec.finalizers}'
+expect_out '{"kubernetes.io/metadata.name":"e2e","team":"web"} ["kubernetes"]'
 
 step "apply the same manifest again"
 k apply -f "$MANIFESTS/app.yaml"
@@ -455,6 +462,38 @@ k get all -n e2e -o name
 # LATER: replicaset.apps/web-... and pod/web-... once the controllers run.
 expect_match 'deployment\.apps/web' 'service/web'
 
+step "run a pod, expose a NodePort Service"
+k run solo -n e2e --image=nginx:1.27 --labels=app=solo
+expect_out "pod/solo created"
+# No node can run it here: it stays Pending with no IP and no node.
+k get pod solo -n e2e -o wide
+expect_value "pod wide header" "NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES" \
+	"$(head -n 1 <<<"$OUT" | squeeze)"
+expect_value "pod wide row" "solo 0/1 Pending 0 AGE <none> <none> <none> <none>" \
+	"$(sed -n 2p <<<"$OUT" | squeeze | ages)"
+k get pod solo -n e2e -o 'jsonpath={.spec.restartPolicy} {.spec.dnsPolicy} {.spec.containers[0].imagePullPolicy} {.spec.containers[0].terminationMessagePath} {.spec.schedulerName} {.status.phase} {.status.qosClass}'
+expect_out "Always ClusterFirst IfNotPresent /dev/termination-log default-scheduler Pending BestEffort"
+k create service nodeport solo -n e2e --tcp=8080:80
+expect_out "service/solo created"
+k get service solo -n e2e -o 'jsonpath={.spec.type} {.spec.ports[0].port} {.spec.ports[0].targetPort} {.spec.ports[0].nodePort}'
+expect_ok
+read -r svc_type svc_port svc_target node_port <<<"$OUT"
+expect_value "nodeport service" "NodePort 8080 80" "$svc_type $svc_port $svc_target"
+if [[ $node_port =~ ^[0-9]+$ ]] && ((node_port >= 30000 && node_port <= 32767)); then
+	pass
+else
+	fail "nodePort" "a port in 30000-32767" "$node_port"
+fi
+# A pod that was never scheduled is deleted at once.
+k delete pod solo -n e2e
+expect_match 'pod "solo" deleted( from e2e namespace)?'
+k get pods -n e2e -o name
+expect_out ""
+k delete service solo -n e2e
+expect_match 'service "solo" deleted( from e2e namespace)?'
+# LATER: with nodes, the pod is scheduled, runs and gets an IP, and the
+# Service's EndpointSlice lists it.
+
 step "create configmap --from-literal"
 k create configmap watched -n e2e --from-literal=color=red --from-literal=size=10
 expect_out "configmap/watched created"
@@ -542,6 +581,12 @@ expect_out "3 json 3"
 k patch deployment web -n e2e --type json -p '[{"op":"test","path":"/spec/replicas","value":99},{"op":"replace","path":"/spec/replicas","value":1}]'
 expect_fail 1 'deployments "web" is invalid'
 k get deployment web -n e2e -o 'jsonpath={.spec.replicas}'
+expect_out "3"
+
+step "status is only written through the status subresource"
+k patch deployment web -n e2e --type merge -p '{"status":{"replicas":7}}'
+expect_out "deployment.apps/web patched (no change)"
+k get deployment web -n e2e -o 'jsonpath={.metadata.generation}'
 expect_out "3"
 
 step "scale"
@@ -715,6 +760,8 @@ k delete deployment web -n e2e --wait
 expect_match 'deployment\.apps "web" deleted( from e2e namespace)?'
 k get deployment web -n e2e
 expect_fail 1 'Error from server (NotFound): deployments.apps "web" not found'
+k replace -f "$MANIFESTS/server-side.yaml"
+expect_out "configmap/ssa-config replaced"
 k delete -f "$MANIFESTS/server-side.yaml"
 expect_match 'configmap "ssa-config" deleted( from e2e namespace)?'
 # Removing a namespace's contents is the namespace controller's work:
