@@ -8,6 +8,17 @@
 // changes; a single rate-limited sync turns the recorded changes into kernel
 // state and touches only what changed, as kube-proxy's change trackers and
 // BoundedFrequencyRunner do.
+//
+// The shared pieces both providers build on:
+//
+//   - ServicePorts converts a v1.Service into ServicePorts (which Services
+//     and frontends are proxied).
+//   - ChangeTracker records Service and EndpointSlice events (the six
+//     handlers; embed it to get them) and Apply returns an Update: the full
+//     state plus the service ports that changed since the previous Apply.
+//   - SelectEndpoints and ServicePort.PolicyEndpoints pick the endpoints
+//     new connections may use, with kube-proxy's rules.
+//   - Runner runs the sync with bounded frequency; SyncMetrics reports it.
 package dataplane
 
 import (
