@@ -253,15 +253,18 @@ func (b *Bpf) DeleteMaglev(ids []uint32) error {
 }
 
 func (b *Bpf) ResetCounters(setIDs, backendIDs []uint32) error {
-	zero := make([]Counter, b.ncpu)
-	for _, id := range setIDs {
-		if err := b.svccnt.Put(id, zero); err != nil {
-			return fmt.Errorf("%s: %w", MapSvcCounters, err)
+	for _, r := range []struct {
+		m    *ebpf.Map
+		name string
+		ids  []uint32
+	}{{b.svccnt, MapSvcCounters, setIDs}, {b.becnt, MapBackendCount, backendIDs}} {
+		if len(r.ids) == 0 {
+			continue
 		}
-	}
-	for _, id := range backendIDs {
-		if err := b.becnt.Put(id, zero); err != nil {
-			return fmt.Errorf("%s: %w", MapBackendCount, err)
+		// Per-CPU batch: one zero value per CPU per key.
+		zero := make([]Counter, len(r.ids)*b.ncpu)
+		if _, err := r.m.BatchUpdate(r.ids, zero, nil); err != nil {
+			return fmt.Errorf("%s: %w", r.name, err)
 		}
 	}
 	return nil

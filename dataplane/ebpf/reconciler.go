@@ -51,6 +51,23 @@ type portState struct {
 	local     uint32
 	frontends []SvcKey
 	endpoints []beKey // every endpoint in the slices, any state
+	epIndex   map[beKey]struct{}
+}
+
+// hasEndpoint reports whether k is one of the port's endpoints; long lists
+// get an index on first use.
+func (ps *portState) hasEndpoint(k beKey) bool {
+	if len(ps.endpoints) <= 16 {
+		return slices.Contains(ps.endpoints, k)
+	}
+	if ps.epIndex == nil {
+		ps.epIndex = make(map[beKey]struct{}, len(ps.endpoints))
+		for _, e := range ps.endpoints {
+			ps.epIndex[e] = struct{}{}
+		}
+	}
+	_, ok := ps.epIndex[k]
+	return ok
 }
 
 type setState struct {
@@ -98,8 +115,6 @@ func newReconciler(m Maps, node dataplane.NodeConfig, sizes MapSizes, maglevSize
 type plan struct {
 	beUpd     []uint32
 	beUpdVals []Backend
-	newSets   []uint32
-	newBEs    []uint32
 	slotKeys  []SlotKey
 	slotVals  []uint32
 	maglev    map[uint32][]uint32
@@ -139,6 +154,13 @@ func (r *reconciler) sync(u dataplane.Update, full bool) (int, error) {
 	p := &plan{maglev: map[uint32][]uint32{}, flushPair: map[[2]uint32]bool{}, flushBE: map[uint32]bool{}}
 	names := make([]dataplane.ServicePortName, 0, len(u.Changed))
 	if full {
+		r.presize(len(u.Services))
+		p.svcKeys = make([]SvcKey, 0, len(u.Services))
+		p.svcVals = make([]SvcVal, 0, len(u.Services))
+		p.slotKeys = make([]SlotKey, 0, 3*len(u.Services))
+		p.slotVals = make([]uint32, 0, 3*len(u.Services))
+		p.beUpd = make([]uint32, 0, 3*len(u.Services))
+		p.beUpdVals = make([]Backend, 0, 3*len(u.Services))
 		for n := range u.Services {
 			names = append(names, n)
 		}
@@ -173,6 +195,27 @@ func (r *reconciler) sync(u dataplane.Update, full bool) (int, error) {
 		return p.ops(), err
 	}
 	return p.ops(), nil
+}
+
+// presize grows the mirror's maps ahead of a large full sync (growing
+// them entry by entry dominated a 30,000-Service sync).
+func (r *reconciler) presize(n int) {
+	if n <= len(r.ports) {
+		return
+	}
+	if len(r.ports) == 0 {
+		r.ports = make(map[dataplane.ServicePortName]*portState, n)
+	}
+	if len(r.sets) == 0 {
+		r.sets = make(map[uint32]*setState, n)
+	}
+	if len(r.backends) == 0 {
+		r.backends = make(map[beKey]*beState, 3*n)
+		r.byID = make(map[uint32]*beState, 3*n)
+	}
+	if len(r.frontends) == 0 {
+		r.frontends = make(map[SvcKey]SvcVal, n)
+	}
 }
 
 func compareNames(a, b dataplane.ServicePortName) int {
@@ -229,31 +272,18 @@ func (r *reconciler) planPort(p *plan, name dataplane.ServicePortName, sp *datap
 
 	// Endpoints: every endpoint of the slices is a backend (established
 	// flows to terminating ones keep working); only the selected ones get
-	// slots.
-	keep := map[beKey]bool{}
+	// slots. Lists are short: linear membership tests, sets for long
+	// ones (no per-port maps on the common path).
 	for _, ep := range eps {
 		if !ep.IP.Is4() {
 			continue
 		}
 		k := beKey{addr: ep.IP, port: ep.Port, proto: proto}
-		if keep[k] {
+		if slices.Contains(next.endpoints, k) {
 			continue
 		}
-		keep[k] = true
 		next.endpoints = append(next.endpoints, k)
-	}
-	oldEps := map[beKey]bool{}
-	for _, k := range old.endpoints {
-		oldEps[k] = true
-	}
-	local := map[beKey]bool{}
-	for _, ep := range eps {
-		if ep.Local && ep.IP.Is4() {
-			local[beKey{addr: ep.IP, port: ep.Port, proto: proto}] = true
-		}
-	}
-	for _, k := range next.endpoints {
-		if err := r.refBackend(p, k, local[k], !oldEps[k]); err != nil {
+		if err := r.refBackend(p, k, ep.Local, !old.hasEndpoint(k)); err != nil {
 			return err
 		}
 	}
@@ -278,9 +308,7 @@ func (r *reconciler) planPort(p *plan, name dataplane.ServicePortName, sp *datap
 	// The ports of this ServicePort (ids, slots) are planned; now the
 	// frontends pointing at them.
 	want := r.frontendsFor(sp, proto, next, len(cluster) > 0)
-	seen := map[SvcKey]bool{}
 	for _, f := range want {
-		seen[f.key] = true
 		next.frontends = append(next.frontends, f.key)
 		if cur, ok := r.frontends[f.key]; ok && cur == f.val {
 			continue
@@ -289,14 +317,14 @@ func (r *reconciler) planPort(p *plan, name dataplane.ServicePortName, sp *datap
 		p.svcVals = append(p.svcVals, f.val)
 	}
 	for _, k := range old.frontends {
-		if !seen[k] {
+		if !slices.Contains(next.frontends, k) {
 			p.svcDel = append(p.svcDel, k)
 		}
 	}
 
 	// Endpoints gone from the slices: their flows end.
 	for _, k := range old.endpoints {
-		if keep[k] {
+		if next.hasEndpoint(k) {
 			continue
 		}
 		be := r.backends[k]
@@ -373,11 +401,9 @@ func (r *reconciler) frontendsFor(sp *dataplane.ServicePort, proto uint8, ps *po
 	}
 	// A ClusterIP that is also listed as an external address would give
 	// two entries for one key: keep the first.
-	seen := map[SvcKey]bool{}
 	uniq := out[:0]
 	for _, f := range out {
-		if !seen[f.key] {
-			seen[f.key] = true
+		if !slices.ContainsFunc(uniq, func(u frontend) bool { return u.key == f.key }) {
 			uniq = append(uniq, f)
 		}
 	}
@@ -396,7 +422,6 @@ func (r *reconciler) planSet(p *plan, id uint32, eps []dataplane.Endpoint, proto
 		}
 		st = &setState{}
 		r.sets[id] = st
-		p.newSets = append(p.newSets, id)
 	}
 	slots := make([]uint32, 0, len(eps))
 	for _, ep := range eps {
@@ -477,7 +502,6 @@ func (r *reconciler) refBackend(p *plan, k beKey, local, newRef bool) error {
 		be = &beState{id: id}
 		r.backends[k] = be
 		r.byID[id] = be
-		p.newBEs = append(p.newBEs, id)
 	}
 	if be.val != val {
 		be.val = val
@@ -697,11 +721,6 @@ func (r *reconciler) claim(sp *dataplane.ServicePort, proto uint8) *portState {
 // frontends that count them, a set's surplus slots after its frontends
 // count fewer, backends removed last, then conntrack.
 func (r *reconciler) apply(p *plan) error {
-	if len(p.newSets) > 0 || len(p.newBEs) > 0 {
-		if err := r.maps.ResetCounters(p.newSets, p.newBEs); err != nil {
-			return fmt.Errorf("reset counters: %w", err)
-		}
-	}
 	if len(p.svcDel) > 0 {
 		if err := r.maps.DeleteServices(p.svcDel); err != nil {
 			return fmt.Errorf("delete services: %w", err)
@@ -767,6 +786,13 @@ func (r *reconciler) apply(p *plan) error {
 		}
 		if n > 0 {
 			r.log.Debug("flushed conntrack of removed backends", "entries", n)
+		}
+	}
+	// Counters are zeroed when an id is freed, so a fresh or reused id
+	// always starts from zero (a fresh map is all zeroes).
+	if len(p.freeSets) > 0 || len(p.beDel) > 0 {
+		if err := r.maps.ResetCounters(p.freeSets, p.beDel); err != nil {
+			return fmt.Errorf("reset counters: %w", err)
 		}
 	}
 	for _, id := range p.freeSets {
