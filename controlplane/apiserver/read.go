@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -41,6 +42,18 @@ func (s *Server) get(req *request) error {
 	accept, err := negotiate(req.c)
 	if err != nil {
 		return err
+	}
+	if accept == acceptObject && req.r.FromStorage == nil {
+		kv, err := s.store.Get(req.ctx, req.r.key(req.namespace, req.name))
+		if err != nil {
+			return storageError(err, req.gr(), req.name)
+		}
+		if data := withResourceVersion(kv.Value, kv.ModRevision); data != nil {
+			req.c.Header("Content-Type", "application/json")
+			req.c.Status(http.StatusOK)
+			_, _ = req.c.Writer.Write(data)
+			return nil
+		}
 	}
 	obj, err := s.getObject(req)
 	if err != nil {
@@ -282,36 +295,57 @@ func parseListParams(req *request) (listParams, error) {
 
 // listObjects reads the objects a list selects, one page when limited.
 func (s *Server) listObjects(req *request, p listParams) ([]runtime.Object, metav1.ListMeta, error) {
+	var objs []runtime.Object
+	lm, err := s.scanList(req, p, true, func(_ storage.KeyValue, obj runtime.Object) error {
+		objs = append(objs, obj)
+		return nil
+	})
+	return objs, lm, err
+}
+
+// listBatch is how many keys a list reads from etcd at a time, so that a
+// large list never holds more than one batch of raw values.
+const listBatch = 500
+
+// scanList visits, in key order, the objects a list selects (at most
+// p.limit, then a continue token). With decode false (only allowed when
+// the selector is empty) obj is nil and the visitor uses the stored bytes.
+func (s *Server) scanList(req *request, p listParams, decode bool, visit func(kv storage.KeyValue, obj runtime.Object) error) (metav1.ListMeta, error) {
 	r := req.r
 	prefix := r.listPrefix(req.namespace)
 	filtered := !p.sel.empty()
-	batch := p.limit
-	if filtered && batch > 0 && batch < 500 {
-		batch = 500
-	}
-	var objs []runtime.Object
 	var lm metav1.ListMeta
 	rev := p.readRev
 	start := p.startKey
+	var n int64
 	for {
+		batch := int64(listBatch)
+		if !filtered && p.limit > 0 && p.limit-n < batch {
+			batch = p.limit - n
+		}
 		page, err := s.store.List(req.ctx, prefix, storage.ListOptions{Revision: rev, StartKey: start, Limit: batch})
 		if err != nil {
-			return nil, lm, listError(err, p, prefix)
+			return lm, listError(err, p, prefix)
 		}
 		rev = page.Revision
 		if p.minRev > 0 && rev < p.minRev {
-			return nil, lm, tooLargeRV(p.minRev, rev)
+			return lm, tooLargeRV(p.minRev, rev)
 		}
 		for i, kv := range page.Items {
-			obj, err := decodeKV(r, kv)
-			if err != nil {
-				return nil, lm, internalError(err)
+			var obj runtime.Object
+			if decode || filtered {
+				if obj, err = decodeKV(r, kv); err != nil {
+					return lm, internalError(err)
+				}
+				if !p.sel.matches(r, obj) {
+					continue
+				}
 			}
-			if !p.sel.matches(r, obj) {
-				continue
+			if err := visit(kv, obj); err != nil {
+				return lm, err
 			}
-			objs = append(objs, obj)
-			if p.limit > 0 && int64(len(objs)) == p.limit {
+			n++
+			if p.limit > 0 && n == p.limit {
 				if i < len(page.Items)-1 || page.More {
 					lm.Continue = encodeContinue(kv.Key+"\x00", prefix, rev)
 					if !filtered {
@@ -320,7 +354,7 @@ func (s *Server) listObjects(req *request, p listParams) ([]runtime.Object, meta
 					}
 				}
 				lm.ResourceVersion = strconv.FormatInt(rev, 10)
-				return objs, lm, nil
+				return lm, nil
 			}
 		}
 		if !page.More || len(page.Items) == 0 {
@@ -329,7 +363,7 @@ func (s *Server) listObjects(req *request, p listParams) ([]runtime.Object, meta
 		start = page.Items[len(page.Items)-1].Key + "\x00"
 	}
 	lm.ResourceVersion = strconv.FormatInt(rev, 10)
-	return objs, lm, nil
+	return lm, nil
 }
 
 func tooLargeRV(want, have int64) error {
@@ -363,6 +397,9 @@ func (s *Server) list(req *request) error {
 	p, err := parseListParams(req)
 	if err != nil {
 		return err
+	}
+	if accept == acceptObject {
+		return s.streamList(req, p)
 	}
 	objs, lm, err := s.listObjects(req, p)
 	if err != nil {
@@ -408,4 +445,96 @@ func (s *Server) newList(r *resource, objs []runtime.Object, lm metav1.ListMeta)
 	la.SetRemainingItemCount(lm.RemainingItemCount)
 	list.GetObjectKind().SetGroupVersionKind(r.GroupVersion.WithKind(r.Kind + "List"))
 	return list
+}
+
+// streamList writes a list as it reads it, a batch at a time, so that a
+// list of 10,000 objects does not hold them all decoded. Without a selector
+// the stored bytes are sent as they are, with their resourceVersion put in.
+// The list's metadata comes after the items: it is known only at the end.
+func (s *Server) streamList(req *request, p listParams) error {
+	r := req.r
+	raw := p.sel.empty() && r.FromStorage == nil
+	w := req.c.Writer
+	started := false
+	begin := func() {
+		if started {
+			return
+		}
+		started = true
+		req.c.Header("Content-Type", "application/json")
+		req.c.Status(http.StatusOK)
+		_, _ = w.WriteString(`{"kind":"` + r.Kind + `List","apiVersion":"` + r.GroupVersion.String() + `","items":[`)
+	}
+	n := 0
+	lm, err := s.scanList(req, p, !raw, func(kv storage.KeyValue, obj runtime.Object) error {
+		var data []byte
+		if obj == nil {
+			data = withResourceVersion(kv.Value, kv.ModRevision)
+			if data == nil {
+				o, err := decodeKV(r, kv)
+				if err != nil {
+					return internalError(err)
+				}
+				obj = o
+			}
+		}
+		if data == nil {
+			var err error
+			if data, err = json.Marshal(obj); err != nil {
+				return internalError(err)
+			}
+		}
+		begin()
+		if n > 0 {
+			_, _ = w.WriteString(",")
+		}
+		n++
+		_, err := w.Write(data)
+		return err
+	})
+	if err != nil {
+		if !started {
+			return err
+		}
+		// Half a list was sent: break the response so the client sees a
+		// failure, not a short list.
+		panic(http.ErrAbortHandler)
+	}
+	begin()
+	md, err := json.Marshal(lm)
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	_, _ = w.WriteString(`],"metadata":`)
+	_, _ = w.Write(md)
+	_, _ = w.WriteString("}\n")
+	return nil
+}
+
+var metadataKey = []byte(`"metadata":{`)
+
+// withResourceVersion returns stored JSON with metadata.resourceVersion
+// set to rev, or nil when the data is not in the form encodeForStorage
+// writes. The first "metadata":{ in stored JSON is the object's own: the
+// keys before it are kind and apiVersion, and a quote inside a string
+// value is escaped.
+func withResourceVersion(data []byte, rev int64) []byte {
+	i := bytes.Index(data, metadataKey)
+	if i < 0 {
+		return nil
+	}
+	i += len(metadataKey)
+	if i >= len(data) {
+		return nil
+	}
+	out := make([]byte, 0, len(data)+40)
+	out = append(out, data[:i]...)
+	out = append(out, `"resourceVersion":"`...)
+	out = strconv.AppendInt(out, rev, 10)
+	out = append(out, '"')
+	if data[i] != '}' {
+		out = append(out, ',')
+	}
+	out = append(out, data[i:]...)
+	return out
 }

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -185,6 +186,13 @@ func (s *Server) routes() *gin.Engine {
 	if s.cfg.OpenAPI != nil {
 		s.cfg.OpenAPI.Register(e)
 	}
+	// Profiling, as kube-apiserver's --profiling (authenticated).
+	e.GET("/debug/pprof/", gin.WrapF(pprof.Index))
+	e.GET("/debug/pprof/cmdline", gin.WrapF(pprof.Cmdline))
+	e.GET("/debug/pprof/profile", gin.WrapF(pprof.Profile))
+	e.GET("/debug/pprof/symbol", gin.WrapF(pprof.Symbol))
+	e.GET("/debug/pprof/trace", gin.WrapF(pprof.Trace))
+	e.GET("/debug/pprof/:name", gin.WrapF(pprof.Index))
 	e.NoRoute(s.serveAPI)
 	return e
 }

@@ -260,6 +260,8 @@ func (s *Server) watch(req *request) error {
 	w.flush()
 	objs = nil
 
+	// Without a selector or conversion, events are sent as stored.
+	raw := p.sel.empty() && req.r.FromStorage == nil && accept == acceptObject
 	// known is a revision up to which the client has every change: the
 	// start, the last event sent, or etcd's last progress notification.
 	known := from
@@ -292,6 +294,15 @@ func (s *Server) watch(req *request) error {
 				return nil
 			}
 			for _, ev := range res.Events {
+				if raw {
+					typ, data := rawWatchEvent(ev)
+					if data != nil {
+						if err := w.sendRaw(typ, data); err != nil {
+							return nil
+						}
+						continue
+					}
+				}
 				typ, obj, err := s.watchEvent(req, p.sel, ev)
 				if err != nil {
 					w.sendError(internalError(err))
@@ -345,4 +356,19 @@ func (s *Server) watchEvent(req *request, sel selector, ev storage.Event) (watch
 		return watch.Deleted, prev, nil
 	}
 	return "", nil, nil
+}
+
+// rawWatchEvent builds an event from the stored bytes, with the event's
+// revision as resourceVersion; nil when the bytes are not in stored form.
+func rawWatchEvent(ev storage.Event) (watch.EventType, []byte) {
+	switch {
+	case ev.Type == storage.EventDelete:
+		if ev.PrevValue == nil {
+			return "", nil
+		}
+		return watch.Deleted, withResourceVersion(ev.PrevValue, ev.Revision)
+	case ev.Created:
+		return watch.Added, withResourceVersion(ev.Value, ev.Revision)
+	}
+	return watch.Modified, withResourceVersion(ev.Value, ev.Revision)
 }

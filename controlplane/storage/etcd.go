@@ -30,7 +30,7 @@ type EmbeddedConfig struct {
 	ReadyTimeout time.Duration
 	// SnapshotCount is the number of applied entries between raft
 	// snapshots; fewer keep less of the raft log in memory
-	// (default 5000).
+	// (default 1000).
 	SnapshotCount uint64
 	// QuotaBackendBytes is the backend size limit (default 2 GiB).
 	QuotaBackendBytes int64
@@ -62,7 +62,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig, log *slog.Logger) (*
 		cfg.ReadyTimeout = 60 * time.Second
 	}
 	if cfg.SnapshotCount == 0 {
-		cfg.SnapshotCount = 5000
+		cfg.SnapshotCount = 1000
 	}
 	if cfg.QuotaBackendBytes == 0 {
 		cfg.QuotaBackendBytes = 2 << 30

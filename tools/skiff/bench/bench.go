@@ -8,13 +8,15 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/skiff-project/skiff/tools/bench/api"
 	"github.com/skiff-project/skiff/tools/bench/lb"
 )
 
 // benchmarks maps a benchmark name to its entry point. Each takes the
 // arguments after its name (its own flags, --json FILE among them).
 var benchmarks = map[string]func(ctx context.Context, args []string) error{
-	"lb": lb.Run,
+	"api": api.Run,
+	"lb":  lb.Run,
 }
 
 // Run runs the benchmark named by args[0].
