@@ -234,12 +234,14 @@ func (a *apiComponent) Start(ctx context.Context) error {
 		host = bind.String()
 	}
 	a.url = "https://" + net.JoinHostPort(host, strconv.Itoa(port))
+	// The kubeconfig exists before /readyz passes, so whoever waits for
+	// readiness can use it.
+	if err := pki.WriteKubeconfig(a.kubeconfigPath(), a.url); err != nil {
+		return err
+	}
 	bctx, bcancel := context.WithTimeout(ctx, time.Minute)
 	defer bcancel()
 	if err := api.Bootstrap(bctx); err != nil {
-		return err
-	}
-	if err := pki.WriteKubeconfig(a.kubeconfigPath(), a.url); err != nil {
 		return err
 	}
 	cfg := pki.RESTConfig(a.url)
