@@ -56,10 +56,10 @@ var DefaultIgnored = []schema.GroupResource{
 
 // Config is what the collector needs.
 type Config struct {
-	// Metadata reads, patches and deletes objects.
-	Metadata metadata.Interface
-	// Dynamic watches them: its informers' caches are trimmed to
-	// metadata.
+	// Metadata is kept for callers; the collector reads, patches, deletes
+	// and watches through Dynamic (its informers' caches trimmed to
+	// metadata).
+	Metadata  metadata.Interface
 	Dynamic   dynamic.Interface
 	Discovery discovery.DiscoveryInterface
 	Logger    *slog.Logger

@@ -9,22 +9,23 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/skiff-project/skiff/controlplane/controllers/resources"
 )
 
-// client returns the metadata client for id's resource, namespaced as the
-// resource is.
-func (c *Controller) client(id identity) (metadata.ResourceInterface, resources.Resource, error) {
+// client returns the dynamic client for id's resource, namespaced as the
+// resource is. Reads go through the dynamic client rather than the
+// metadata one: the full object is the authority on ownerReferences.
+func (c *Controller) client(id identity) (dynamic.ResourceInterface, resources.Resource, error) {
 	r, err := c.resourceFor(id.APIVersion, id.Kind)
 	if err != nil {
 		return nil, r, err
 	}
 	if r.Namespaced {
-		return c.md.Resource(r.GVR).Namespace(id.Namespace), r, nil
+		return c.dyn.Resource(r.GVR).Namespace(id.Namespace), r, nil
 	}
-	return c.md.Resource(r.GVR), r, nil
+	return c.dyn.Resource(r.GVR), r, nil
 }
 
 var errGone = errors.New("object is gone")
@@ -36,13 +37,15 @@ func (c *Controller) getLive(ctx context.Context, id identity) (*metav1.PartialO
 	if err != nil {
 		return nil, err
 	}
-	obj, err := cl.Get(ctx, id.Name, metav1.GetOptions{})
+	u, err := cl.Get(ctx, id.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, errGone
 	}
 	if err != nil {
 		return nil, err
 	}
+	p, _ := toPartial(u)
+	obj := p.(*metav1.PartialObjectMetadata)
 	if obj.UID != id.UID {
 		return nil, errGone
 	}
