@@ -240,14 +240,24 @@ func (f *Framework) Log() *slog.Logger { return f.opts.Log }
 // Extension points.
 
 // RunPreFilterPlugins runs the PreFilter plugins. It returns the merged
-// PreFilterResult, the status, and the plugins that rejected the pod.
-// Plugins that return Skip have their Filter skipped for the cycle.
+// PreFilterResult, the status, and the plugins whose results narrowed the
+// nodes. Plugins that return Skip have their Filter skipped for the cycle.
+// A rejection's status names its plugin.
 func (f *Framework) RunPreFilterPlugins(ctx context.Context, state *framework.CycleState, pod *v1.Pod, nodes []*framework.NodeInfo) (*framework.PreFilterResult, *framework.Status, sets.Set[string]) {
 	var result *framework.PreFilterResult
-	var withNodes []string
+	withNodes := sets.New[string]()
 	var skip map[string]struct{}
 	var rejected *framework.Status
-	rejectors := sets.New[string]()
+	defer func() {
+		state.SkipFilterPlugins = skip
+		active := make([]framework.FilterPlugin, 0, len(f.filter))
+		for _, pl := range f.filter {
+			if _, ok := skip[pl.Name()]; !ok {
+				active = append(active, pl)
+			}
+		}
+		state.SetActiveFilterPlugins(active)
+	}()
 	for _, pl := range f.preFilter {
 		r, s := pl.PreFilter(ctx, state, pod, nodes)
 		if s.IsSkip() {
@@ -262,12 +272,10 @@ func (f *Framework) RunPreFilterPlugins(ctx context.Context, state *framework.Cy
 			switch s.Code() {
 			case framework.UnschedulableAndUnresolvable:
 				// Preemption cannot help; no need to run the rest.
-				rejectors.Insert(pl.Name())
-				return nil, s, rejectors
+				return nil, s, nil
 			case framework.Unschedulable:
 				// Preemption may help: keep running the others so their
 				// state exists for it.
-				rejectors.Insert(pl.Name())
 				rejected = s
 				continue
 			default:
@@ -275,30 +283,19 @@ func (f *Framework) RunPreFilterPlugins(ctx context.Context, state *framework.Cy
 			}
 		}
 		if !r.AllNodes() {
-			withNodes = append(withNodes, pl.Name())
+			withNodes.Insert(pl.Name())
 		}
 		result = result.Merge(r)
 		if !result.AllNodes() && len(result.NodeNames) == 0 {
-			msg := fmt.Sprintf("node(s) didn't satisfy plugin(s) %v simultaneously", withNodes)
-			if len(withNodes) == 1 {
-				msg = fmt.Sprintf("node(s) didn't satisfy plugin %v", withNodes[0])
+			names := sets.List(withNodes)
+			msg := fmt.Sprintf("node(s) didn't satisfy plugin(s) %v simultaneously", names)
+			if len(names) == 1 {
+				msg = fmt.Sprintf("node(s) didn't satisfy plugin %v", names[0])
 			}
-			rejectors.Insert(withNodes...)
-			return result, framework.NewStatus(framework.UnschedulableAndUnresolvable, msg), rejectors
+			return result, framework.NewStatus(framework.UnschedulableAndUnresolvable, msg), withNodes
 		}
 	}
-	state.SkipFilterPlugins = skip
-	active := make([]framework.FilterPlugin, 0, len(f.filter))
-	for _, pl := range f.filter {
-		if _, ok := skip[pl.Name()]; !ok {
-			active = append(active, pl)
-		}
-	}
-	state.SetActiveFilterPlugins(active)
-	if rejected != nil {
-		return result, rejected, rejectors
-	}
-	return result, nil, nil
+	return result, rejected, withNodes
 }
 
 // RunFilterPlugins runs the Filter plugins for one node and returns the

@@ -527,3 +527,16 @@ func (p *PriorityQueue) PendingPods() []*v1.Pod {
 	}
 	return out
 }
+
+// LensByKind returns the sizes of activeQ and backoffQ and the numbers of
+// unschedulable and gated pods.
+func (p *PriorityQueue) LensByKind() (active, backoff, unschedulable, gated int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pi := range p.unschedulable {
+		if pi.Gated {
+			gated++
+		}
+	}
+	return p.activeQ.Len(), p.backoffQ.Len(), len(p.unschedulable) - gated, gated
+}

@@ -272,7 +272,10 @@ func (p *PodWrapper) SpreadConstraintFull(c v1.TopologySpreadConstraint) *PodWra
 }
 
 // NominatedNodeName sets status.nominatedNodeName.
-func (p *PodWrapper) NominatedNodeName(n string) *PodWrapper { p.Status.NominatedNodeName = n; return p }
+func (p *PodWrapper) NominatedNodeName(n string) *PodWrapper {
+	p.Status.NominatedNodeName = n
+	return p
+}
 
 // NodeWrapper builds a node.
 type NodeWrapper struct{ v1.Node }

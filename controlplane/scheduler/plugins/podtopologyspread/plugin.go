@@ -136,17 +136,49 @@ func New(_ context.Context, args any, h framework.Handle) (framework.Plugin, err
 	default:
 		return nil, fmt.Errorf("defaulting type %q is not supported", a.DefaultingType)
 	}
-	if len(pl.defaultConstraints) > 0 {
-		f := h.SharedInformerFactory()
-		if f == nil {
-			return nil, fmt.Errorf("%s with default constraints needs informers", Name)
+	// Without informers (a configuration check), default constraints
+	// select nothing.
+	if f := h.SharedInformerFactory(); len(pl.defaultConstraints) > 0 && f != nil {
+		// Watch only what the server serves: an informer for a missing
+		// resource never syncs.
+		served := servedResources(h)
+		if served["v1/services"] {
+			pl.services = f.Core().V1().Services().Lister()
 		}
-		pl.services = f.Core().V1().Services().Lister()
-		pl.replicationCtrls = f.Core().V1().ReplicationControllers().Lister()
-		pl.replicaSets = f.Apps().V1().ReplicaSets().Lister()
-		pl.statefulSets = f.Apps().V1().StatefulSets().Lister()
+		if served["v1/replicationcontrollers"] {
+			pl.replicationCtrls = f.Core().V1().ReplicationControllers().Lister()
+		}
+		if served["apps/v1/replicasets"] {
+			pl.replicaSets = f.Apps().V1().ReplicaSets().Lister()
+		}
+		if served["apps/v1/statefulsets"] {
+			pl.statefulSets = f.Apps().V1().StatefulSets().Lister()
+		}
 	}
 	return pl, nil
+}
+
+// servedResources asks discovery which of the resources that define a
+// pod's siblings the server serves, as "group/version/resource".
+func servedResources(h framework.Handle) map[string]bool {
+	out := map[string]bool{}
+	c := h.ClientSet()
+	if c == nil {
+		return out
+	}
+	for _, gv := range []string{"v1", "apps/v1"} {
+		l, err := c.Discovery().ServerResourcesForGroupVersion(gv)
+		if err != nil {
+			if h.Log() != nil {
+				h.Log().Debug("discover resources for default spread constraints", "groupVersion", gv, "err", err)
+			}
+			continue
+		}
+		for _, r := range l.APIResources {
+			out[gv+"/"+r.Name] = true
+		}
+	}
+	return out
 }
 
 // Name implements framework.Plugin.

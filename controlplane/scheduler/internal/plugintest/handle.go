@@ -1,9 +1,12 @@
-package schedtest
+// Package plugintest runs plugins the way the framework does, for plugin
+// table tests: a Handle over a snapshot of pods and nodes with a fake
+// clientset, and helpers that run PreFilter+Filter or PreScore+Score+
+// NormalizeScore over every node.
+package plugintest
 
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/skiff-project/skiff/controlplane/scheduler/framework"
 	"github.com/skiff-project/skiff/controlplane/scheduler/internal/cache"
+	"github.com/skiff-project/skiff/controlplane/scheduler/internal/schedtest"
 )
 
 // Handle is a framework.Handle for plugin tests: a snapshot, a fake
@@ -48,7 +52,7 @@ func NewHandle(t testing.TB, pods []*v1.Pod, nodes []*v1.Node, objs ...runtime.O
 		Snap:      cache.NewSnapshot(pods, nodes),
 		Client:    client,
 		Informers: factory,
-		Logger:    TestLogger(t),
+		Logger:    schedtest.TestLogger(t),
 		Par:       framework.NewParallelizer(2),
 	}
 }
@@ -70,19 +74,6 @@ func (h *Handle) EventRecorder() events.EventRecorder { return &events.FakeRecor
 
 // Log implements framework.Handle.
 func (h *Handle) Log() *slog.Logger { return h.Logger }
-
-// TestLogger returns a logger that writes to t.Log.
-func TestLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 // NodeInfos returns the snapshot's NodeInfo for each node, in order.
 func NodeInfos(t testing.TB, h *Handle, nodes []*v1.Node) []*framework.NodeInfo {

@@ -1,0 +1,185 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
+
+	"github.com/skiff-project/skiff/controlplane/scheduler/framework"
+	"github.com/skiff-project/skiff/controlplane/scheduler/framework/runtime"
+	"github.com/skiff-project/skiff/controlplane/scheduler/internal/cache"
+	"github.com/skiff-project/skiff/controlplane/scheduler/internal/queue"
+)
+
+// cacheSyncTimeout bounds the wait for informers that plugins need but the
+// scheduler can work without (Services, ReplicaSets, ...), so that a server
+// that does not serve one of them does not stop scheduling.
+const cacheSyncTimeout = 30 * time.Second
+
+// instance is the state of one Run: informers, cache, queue and plugins.
+type instance struct {
+	s         *Scheduler
+	log       *slog.Logger
+	factory   informers.SharedInformerFactory
+	podLister corelisters.PodLister
+	cache     *cache.Cache
+	snapshot  *cache.Snapshot
+	queue     *queue.PriorityQueue
+	fwk       *runtime.Framework
+	recorder  events.EventRecorder
+	// broadcaster is set when the instance records events itself.
+	broadcaster events.EventBroadcasterAdapter
+
+	// Scheduling-loop state, touched only by the scheduling goroutine.
+	nextStartNodeIndex int
+	statusBuf          []*framework.Status
+	feasibleBuf        []*framework.NodeInfo
+
+	bindSem chan struct{}
+	bindWG  sync.WaitGroup
+}
+
+// stripManagedFields drops what the scheduler never reads from informer
+// objects, to save memory.
+func stripManagedFields(obj any) (any, error) {
+	if a, ok := obj.(metav1.ObjectMetaAccessor); ok {
+		a.GetObjectMeta().SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+func (s *Scheduler) newInstance(ctx context.Context) (*instance, error) {
+	cfg := s.cfg
+	factory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(stripManagedFields))
+	inst := &instance{
+		s:        s,
+		log:      s.log,
+		factory:  factory,
+		snapshot: cache.NewEmptySnapshot(),
+		bindSem:  make(chan struct{}, cfg.BindParallelism),
+	}
+	ttl := cfg.AssumedPodTTL
+	if ttl < 0 {
+		ttl = 0
+	}
+	inst.cache = cache.New(s.log, ttl)
+
+	inst.recorder = cfg.EventRecorder
+	if inst.recorder == nil {
+		inst.broadcaster = events.NewEventBroadcasterAdapterWithContext(ctx, cfg.Client)
+		inst.recorder = inst.broadcaster.NewRecorder(cfg.SchedulerName)
+	}
+
+	fwk, err := runtime.New(ctx, s.registry, s.profile, runtime.Options{
+		Log:             s.log,
+		Client:          cfg.Client,
+		InformerFactory: factory,
+		EventRecorder:   inst.recorder,
+		Snapshot:        inst.snapshot,
+		Parallelizer:    framework.NewParallelizer(cfg.Parallelism),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build profile %q: %w", s.profile.SchedulerName, err)
+	}
+	inst.fwk = fwk
+	inst.queue = queue.New(queue.Options{
+		Log:                s.log,
+		Less:               fwk.QueueSortLess(),
+		PreEnqueue:         fwk.PreEnqueuePlugins(),
+		Hints:              fwk.EnqueueHints(),
+		InitialBackoff:     cfg.InitialBackoff,
+		MaxBackoff:         cfg.MaxBackoff,
+		MaxInUnschedulable: cfg.MaxInUnschedulable,
+	})
+	if err := inst.addEventHandlers(); err != nil {
+		return nil, err
+	}
+	return inst, nil
+}
+
+// run starts the informers and schedules until ctx ends. synced, when not
+// nil, receives nil once the informers have synced, or the start error.
+func (inst *instance) run(ctx context.Context, synced chan<- error) error {
+	s := inst.s
+	ctx, cancel := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	defer func() {
+		cancel()
+		inst.queue.Close()
+		bg.Wait()
+		inst.bindWG.Wait()
+		inst.factory.Shutdown()
+		if inst.broadcaster != nil {
+			inst.broadcaster.Shutdown()
+		}
+		s.metrics.current.CompareAndSwap(inst, nil)
+	}()
+	if inst.broadcaster != nil {
+		inst.broadcaster.StartRecordingToSink(ctx.Done())
+	}
+
+	inst.factory.Start(ctx.Done())
+	required := []toolscache.InformerSynced{
+		inst.factory.Core().V1().Pods().Informer().HasSynced,
+		inst.factory.Core().V1().Nodes().Informer().HasSynced,
+	}
+	if !toolscache.WaitForCacheSync(ctx.Done(), required...) {
+		err := errors.New("pod and node informers did not sync")
+		if ctx.Err() != nil {
+			err = fmt.Errorf("wait for informers: %w", ctx.Err())
+		}
+		if synced != nil {
+			synced <- err
+		}
+		return err
+	}
+	syncCtx, syncCancel := context.WithTimeout(ctx, cacheSyncTimeout)
+	for typ, ok := range inst.factory.WaitForCacheSync(syncCtx.Done()) {
+		if !ok {
+			inst.log.Warn("informer did not sync; scheduling without it", "type", typ.String())
+		}
+	}
+	syncCancel()
+	if ctx.Err() != nil {
+		if synced != nil {
+			synced <- ctx.Err()
+		}
+		return nil
+	}
+	s.metrics.current.Store(inst)
+	nodes, pods, _ := inst.cache.Counts()
+	inst.log.Info("scheduler started", "schedulerName", s.profile.SchedulerName, "nodes", nodes, "pods", pods)
+	if synced != nil {
+		synced <- nil
+	}
+
+	bg.Add(2)
+	go func() { defer bg.Done(); inst.queue.Run(ctx) }()
+	go func() { defer bg.Done(); inst.cache.Run(ctx, time.Second) }()
+
+	for ctx.Err() == nil {
+		if !inst.scheduleOne(ctx) {
+			break
+		}
+	}
+	return nil
+}
+
+// responsible reports whether the pod is for this scheduler.
+func (inst *instance) responsible(pod *v1.Pod) bool {
+	name := pod.Spec.SchedulerName
+	if name == "" {
+		name = v1.DefaultSchedulerName
+	}
+	return name == inst.s.profile.SchedulerName
+}
