@@ -8,13 +8,13 @@ import (
 
 // metrics are the scheduler's Prometheus metrics, named as upstream's.
 type metrics struct {
-	attempts        *prometheus.CounterVec
-	attemptDuration *prometheus.HistogramVec
-	algorithm       prometheus.Histogram
+	attempts         *prometheus.CounterVec
+	attemptDuration  *prometheus.HistogramVec
+	algorithm        prometheus.Histogram
 	podSchedulingSLI *prometheus.HistogramVec
-	bindingDuration prometheus.Histogram
-	pending         *prometheus.Desc
-	cacheSize       *prometheus.Desc
+	bindingDuration  prometheus.Histogram
+	pending          *prometheus.Desc
+	cacheSize        *prometheus.Desc
 
 	// current is the running instance, read by the collector.
 	current atomic.Pointer[instance]
