@@ -36,3 +36,23 @@ func removeDir(dir string) error {
 	}
 	return nil
 }
+
+// cgroup2Magic is CGROUP2_SUPER_MAGIC.
+const cgroup2Magic = 0x63677270
+
+// EnsureCgroup2 mounts a cgroup2 hierarchy at path when nothing of that
+// kind is mounted there (the lab machines mount cgroup v1 only; a cgroup2
+// root beside it carries the socket programs).
+func EnsureCgroup2(path string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err == nil && uint32(st.Type) == cgroup2Magic {
+		return nil
+	}
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if err := unix.Mount("cgroup2", path, "cgroup2", 0, ""); err != nil {
+		return fmt.Errorf("mount cgroup2 at %s: %w", path, err)
+	}
+	return nil
+}

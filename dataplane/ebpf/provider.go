@@ -104,6 +104,9 @@ type Provider struct {
 	closed   bool
 	rec      *reconciler
 	lastFull time.Time
+
+	gcKick chan struct{}
+	done   chan struct{}
 }
 
 var _ dataplane.Provider = (*Provider)(nil)
@@ -148,6 +151,9 @@ func New(cfg Config) (*Provider, error) {
 		}
 	}
 	p.rec = newReconciler(p.maps, cfg.Node, cfg.MapSizes, uint64(cfg.MaglevSize), log)
+	p.rec.deferGC = true
+	p.gcKick = make(chan struct{}, 1)
+	p.done = make(chan struct{})
 	if cfg.Registry != nil {
 		m, err := dataplane.NewSyncMetrics(cfg.Registry, "ebpf")
 		if err != nil {
@@ -165,6 +171,7 @@ func New(cfg Config) (*Provider, error) {
 		dataplane.WithRunnerLogger(log))
 	p.ChangeTracker = dataplane.NewChangeTracker(cfg.Node,
 		dataplane.WithTrackerLogger(log), dataplane.WithNotify(p.runner.Loop))
+	go p.gcLoop()
 	return p, nil
 }
 
@@ -225,6 +232,9 @@ func (p *Provider) attachNode() error {
 	}
 	if err := p.maps.AddNetNS(cookie, NetNSHost); err != nil {
 		return fmt.Errorf("register node netns: %w", err)
+	}
+	if err := EnsureCgroup2(p.cfg.CgroupPath); err != nil {
+		return err
 	}
 	// The socket hooks are attached in both modes: the node's own
 	// sockets have no per-packet hook. Without SocketLB pods' namespaces
@@ -344,6 +354,45 @@ func (p *Provider) Sync() error {
 	if full {
 		p.lastFull = time.Now()
 	}
+	if len(p.rec.gcPending) > 0 {
+		select {
+		case p.gcKick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// gcLoop flushes the conntrack state of deleted backends after the syncs
+// that deleted them (see reconciler.deferGC).
+func (p *Provider) gcLoop() {
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-p.gcKick:
+		}
+		p.mu.Lock()
+		if !p.closed {
+			if _, err := p.rec.collect(); err != nil {
+				p.log.Error("conntrack collection failed", "error", err)
+			}
+		}
+		p.mu.Unlock()
+	}
+}
+
+// FlushConntrack flushes now what the background collection would: the
+// conntrack and affinity entries of deleted backends.
+func (p *Provider) FlushConntrack() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("ebpf provider: closed")
+	}
+	if _, err := p.rec.collect(); err != nil {
+		return fmt.Errorf("ebpf provider: %w", err)
+	}
 	return nil
 }
 
@@ -356,6 +405,7 @@ func (p *Provider) Close() error {
 		return nil
 	}
 	p.closed = true
+	close(p.done)
 	p.closeObjects()
 	return nil
 }

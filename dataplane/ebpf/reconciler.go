@@ -43,6 +43,13 @@ type reconciler struct {
 	// frontends point at, so their slots and conntrack stay as they are.
 	claimable map[SvcKey]uint32
 	claimed   map[uint32]bool
+
+	// deferGC leaves the conntrack flush of deleted backends to collect
+	// (the provider runs it right after the sync, off the sync's clock):
+	// the datapath already ignores entries of a deleted backend, and its
+	// id is not reused before its entries are gone.
+	deferGC   bool
+	gcPending []uint32
 }
 
 // portState is what one ServicePort owns.
@@ -777,28 +784,38 @@ func (r *reconciler) apply(p *plan) error {
 			return fmt.Errorf("delete backends: %w", err)
 		}
 	}
-	if len(p.flushPair) > 0 || len(p.flushBE) > 0 {
-		n, err := r.maps.DeleteConntrack(func(_ CTKey, v CTVal) bool {
+	// Flows of a backend that stays (it left some Services only) must end
+	// now; flows of a deleted backend are already dead to the datapath
+	// and may be collected later.
+	urgent := false
+	for pair := range p.flushPair {
+		if !p.flushBE[pair[1]] {
+			urgent = true
+			break
+		}
+	}
+	release := p.beDel
+	if urgent || !r.deferGC {
+		if err := r.flush(func(v CTVal) bool {
 			return p.flushBE[v.BackendId] || p.flushPair[[2]uint32{v.SvcId, v.BackendId}]
-		})
-		if err != nil {
-			return fmt.Errorf("flush conntrack of removed backends: %w", err)
+		}); err != nil {
+			return err
 		}
-		if n > 0 {
-			r.log.Debug("flushed conntrack of removed backends", "entries", n)
-		}
+	} else {
+		r.gcPending = append(r.gcPending, p.beDel...)
+		release = nil
 	}
 	// Counters are zeroed when an id is freed, so a fresh or reused id
 	// always starts from zero (a fresh map is all zeroes).
-	if len(p.freeSets) > 0 || len(p.beDel) > 0 {
-		if err := r.maps.ResetCounters(p.freeSets, p.beDel); err != nil {
+	if len(p.freeSets) > 0 || len(release) > 0 {
+		if err := r.maps.ResetCounters(p.freeSets, release); err != nil {
 			return fmt.Errorf("reset counters: %w", err)
 		}
 	}
 	for _, id := range p.freeSets {
 		r.setIDs.release(id)
 	}
-	for _, id := range p.beDel {
+	for _, id := range release {
 		r.beIDs.release(id)
 	}
 	return nil
@@ -815,4 +832,43 @@ func (r *reconciler) portSets() map[dataplane.ServicePortName][]uint32 {
 		}
 	}
 	return out
+}
+
+func (r *reconciler) flush(match func(CTVal) bool) error {
+	n, err := r.maps.DeleteConntrack(func(_ CTKey, v CTVal) bool { return match(v) })
+	if err != nil {
+		return fmt.Errorf("flush conntrack of removed backends: %w", err)
+	}
+	if n > 0 {
+		r.log.Debug("flushed conntrack of removed backends", "entries", n)
+	}
+	return nil
+}
+
+// collect flushes the conntrack and affinity entries of deleted backends
+// whose flush was deferred, then frees their ids. It reports whether
+// anything was pending.
+func (r *reconciler) collect() (bool, error) {
+	if len(r.gcPending) == 0 {
+		return false, nil
+	}
+	ids := r.gcPending
+	gone := make(map[uint32]bool, len(ids))
+	for _, id := range ids {
+		gone[id] = true
+	}
+	if err := r.flush(func(v CTVal) bool { return gone[v.BackendId] }); err != nil {
+		return true, err
+	}
+	if err := r.maps.ResetCounters(nil, ids); err != nil {
+		return true, fmt.Errorf("reset counters: %w", err)
+	}
+	r.gcPending = nil
+	for _, id := range ids {
+		// A backend re-added meanwhile got a new id; these are free.
+		if r.byID[id] == nil {
+			r.beIDs.release(id)
+		}
+	}
+	return true, nil
 }

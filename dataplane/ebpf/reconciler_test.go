@@ -366,3 +366,46 @@ func BenchmarkReconcileFull(b *testing.B) {
 		}
 	}
 }
+
+func TestReconcilerDeferredFlush(t *testing.T) {
+	e := newFakeEnv(t, MapSizes{})
+	e.rec.deferGC = true
+	a, b := svcN(1, false), svcN(2, false)
+	gone := ep(netip.MustParseAddr("10.244.0.10"), 8080, true)
+	shared := ep(netip.MustParseAddr("10.244.0.11"), 8080, true)
+	e.mustApply(t, map[dataplane.ServicePortName]*dataplane.ServicePort{a.Name: a, b.Name: b},
+		map[dataplane.ServicePortName][]dataplane.Endpoint{a.Name: {gone, shared}, b.Name: {shared}})
+	idA := e.rec.ports[a.Name].cluster
+	beGone := e.rec.backends[beKey{addr: gone.IP, port: 8080, proto: protoTCP}].id
+	beShared := e.rec.backends[beKey{addr: shared.IP, port: 8080, proto: protoTCP}].id
+	e.fake.Conntrack[CTKey{Saddr: 1}] = CTVal{SvcId: idA, BackendId: beGone}
+	e.fake.Conntrack[CTKey{Saddr: 2}] = CTVal{SvcId: idA, BackendId: beShared}
+	// A deleted backend: zeroed at once, its flows collected afterwards,
+	// its id held until then.
+	e.mustApply(t, map[dataplane.ServicePortName]*dataplane.ServicePort{a.Name: a},
+		map[dataplane.ServicePortName][]dataplane.Endpoint{a.Name: {shared}})
+	if _, ok := e.fake.Backends[beGone]; ok {
+		t.Fatalf("deleted backend not zeroed by the sync")
+	}
+	if _, ok := e.fake.Conntrack[CTKey{Saddr: 1}]; !ok {
+		t.Fatalf("flush was not deferred")
+	}
+	if e.rec.beIDs.used[beGone] != true {
+		t.Errorf("id of a backend with pending flows was released")
+	}
+	if pending, err := e.rec.collect(); err != nil || !pending {
+		t.Fatalf("collect: %v, %v", pending, err)
+	}
+	if _, ok := e.fake.Conntrack[CTKey{Saddr: 1}]; ok {
+		t.Errorf("collect left the deleted backend's flow")
+	}
+	if e.rec.beIDs.used[beGone] {
+		t.Errorf("collect did not release the id")
+	}
+	// A backend that stays elsewhere is flushed within the sync.
+	e.mustApply(t, map[dataplane.ServicePortName]*dataplane.ServicePort{a.Name: a},
+		map[dataplane.ServicePortName][]dataplane.Endpoint{a.Name: nil})
+	if _, ok := e.fake.Conntrack[CTKey{Saddr: 2}]; ok {
+		t.Errorf("flow of a backend that left the Service but stays in another survived the sync")
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,6 +101,7 @@ type Datapath struct {
 
 type options struct {
 	services []int
+	ipt      []int // numbers of Services the iptables mode runs at
 	modes    []string
 	conns    int
 	repeat   int
@@ -115,6 +117,7 @@ func Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("skiff bench lb", flag.ContinueOnError)
 	var o options
 	services := fs.String("services", "1,1000,10000,30000", "numbers of Services, comma separated")
+	ipt := fs.String("iptables-services", "", "numbers of Services for the iptables mode (default: --services; a 10,000-Service iptables-restore with the nft backend can take many minutes)")
 	modes := fs.String("modes", strings.Join([]string{ModeSocket, ModeTC, ModeIPTables}, ","), "modes to run, comma separated")
 	fs.IntVar(&o.conns, "conns", 1000, "sequential connections per latency measurement")
 	fs.IntVar(&o.repeat, "repeat", 1000000, "BPF_PROG_TEST_RUN repeat for established flows")
@@ -132,6 +135,17 @@ func Run(ctx context.Context, args []string) error {
 			return fmt.Errorf("bad --services entry %q (1..60000)", s)
 		}
 		o.services = append(o.services, n)
+	}
+	o.ipt = o.services
+	if *ipt != "" {
+		o.ipt = nil
+		for _, s := range strings.Split(*ipt, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n < 1 || n > 60000 {
+				return fmt.Errorf("bad --iptables-services entry %q (1..60000)", s)
+			}
+			o.ipt = append(o.ipt, n)
+		}
 	}
 	for _, m := range strings.Split(*modes, ",") {
 		m = strings.TrimSpace(m)
@@ -198,6 +212,9 @@ func run(ctx context.Context, o options, log *slog.Logger) (*Report, error) {
 	defer b.close()
 	for _, n := range o.services {
 		for _, mode := range o.modes {
+			if mode == ModeIPTables && !slices.Contains(o.ipt, n) {
+				continue
+			}
 			if err := ctx.Err(); err != nil {
 				return rep, err
 			}
