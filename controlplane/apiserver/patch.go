@@ -176,7 +176,7 @@ func (s *Server) patchSpec(req *request, p *patchRequest) (updateSpec, error) {
 			if err != nil {
 				return nil, internalError(err)
 			}
-			patched, err := strategicpatch.StrategicMergeMapPatch(orig, patchMap, r.New())
+			patched, err := strategicMergeMapPatch(orig, patchMap, r.New())
 			if err != nil {
 				return nil, smpError(err)
 			}
@@ -239,6 +239,10 @@ func (s *Server) patchSpec(req *request, p *patchRequest) (updateSpec, error) {
 }
 
 func smpError(err error) error {
+	var st apierrors.APIStatus
+	if errors.As(err, &st) {
+		return err
+	}
 	switch {
 	case errors.Is(err, mergepatch.ErrBadJSONDoc), errors.Is(err, mergepatch.ErrBadPatchFormatForPrimitiveList),
 		errors.Is(err, mergepatch.ErrBadPatchFormatForRetainKeys), errors.Is(err, mergepatch.ErrBadPatchFormatForSetElementOrderList),
@@ -307,4 +311,16 @@ func defaultPortProtocols(v any) {
 			defaultPortProtocols(it)
 		}
 	}
+}
+
+// strategicMergeMapPatch is strategicpatch.StrategicMergeMapPatch, with a
+// panic on a malformed patch (a merge key of a non-scalar type panics in
+// apimachinery) turned into a 400.
+func strategicMergeMapPatch(orig, patch map[string]any, schema runtime.Object) (out map[string]any, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			out, err = nil, badRequest("invalid strategic merge patch: %v", v)
+		}
+	}()
+	return strategicpatch.StrategicMergeMapPatch(orig, patch, schema)
 }

@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -130,8 +129,19 @@ func (s *Server) patchScale(req *request) error {
 				return nil, badRequest("%v", err)
 			}
 		case types.StrategicMergePatchType:
-			if patched, err = strategicpatch.StrategicMergePatch(js, p.body, &autoscalingv1.Scale{}); err != nil {
+			var orig, patch map[string]any
+			if err := json.Unmarshal(js, &orig); err != nil {
+				return nil, internalError(err)
+			}
+			if err := json.Unmarshal(p.body, &patch); err != nil {
+				return nil, badRequest("%v", err)
+			}
+			m, err := strategicMergeMapPatch(orig, patch, &autoscalingv1.Scale{})
+			if err != nil {
 				return nil, smpError(err)
+			}
+			if patched, err = json.Marshal(m); err != nil {
+				return nil, internalError(err)
 			}
 		}
 		out := &autoscalingv1.Scale{}
