@@ -215,17 +215,49 @@ func (s *Server) watch(req *request) error {
 	if p.sendInitialEvents != nil {
 		initial = *p.sendInitialEvents
 	}
+	// Without a selector or conversion, objects are sent as stored.
+	raw := p.sel.empty() && req.r.FromStorage == nil && accept == acceptObject
+	// The response starts with the first event, so that an error before
+	// it (a too large resourceVersion) is still an HTTP error.
+	c := req.c
+	var w *watchStream
+	begin := func() {
+		if w != nil {
+			return
+		}
+		c.Header("Content-Type", "application/json")
+		c.Header("Cache-Control", "no-cache, private")
+		c.Status(http.StatusOK)
+		c.Writer.WriteHeaderNow()
+		w = &watchStream{req: req, s: s, accept: accept, flusher: flusher}
+	}
 	var from int64
-	var objs []runtime.Object
 	if initial {
+		// The initial state streams out a batch at a time.
 		lp := listParams{sel: p.sel}
 		if p.rvSet {
 			lp.minRev = p.rv
 		}
-		var lm metav1.ListMeta
-		objs, lm, err = s.listObjects(req, lp)
+		lm, err := s.scanList(req, lp, !raw, func(kv storage.KeyValue, obj runtime.Object) error {
+			begin()
+			if obj == nil {
+				if data := withResourceVersion(kv.Value, kv.ModRevision); data != nil {
+					return w.sendRaw(watch.Added, data)
+				}
+				o, err := decodeKV(req.r, kv)
+				if err != nil {
+					return internalError(err)
+				}
+				obj = o
+			}
+			return w.send(watch.Added, obj)
+		})
 		if err != nil {
-			return err
+			if w == nil {
+				return err
+			}
+			w.sendError(err)
+			return nil
 		}
 		from, _ = strconv.ParseInt(lm.ResourceVersion, 10, 64)
 	} else {
@@ -236,32 +268,15 @@ func (s *Server) watch(req *request) error {
 			}
 		}
 	}
-	// The etcd watch starts before the response so a compacted start
-	// revision can still fail the whole request... as kube-apiserver
-	// does, report it as an ERROR event in a 200 stream instead.
 	ch := s.store.Watch(ctx, req.r.listPrefix(req.namespace), from)
-
-	c := req.c
-	c.Header("Content-Type", "application/json")
-	c.Header("Cache-Control", "no-cache, private")
-	c.Status(http.StatusOK)
-	c.Writer.WriteHeaderNow()
-	w := &watchStream{req: req, s: s, accept: accept, flusher: flusher}
-	for _, o := range objs {
-		if err := w.send(watch.Added, o); err != nil {
-			return nil
-		}
-	}
+	begin()
 	if initial && p.sendInitialEvents != nil && *p.sendInitialEvents && p.bookmarks {
 		if err := w.bookmark(from, true); err != nil {
 			return nil
 		}
 	}
 	w.flush()
-	objs = nil
 
-	// Without a selector or conversion, events are sent as stored.
-	raw := p.sel.empty() && req.r.FromStorage == nil && accept == acceptObject
 	// known is a revision up to which the client has every change: the
 	// start, the last event sent, or etcd's last progress notification.
 	known := from

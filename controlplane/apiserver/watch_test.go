@@ -149,9 +149,19 @@ func TestWatchListInitialEvents(t *testing.T) {
 		}
 		break
 	}
-	// kube-root-ca.crt style objects may exist; at least ours arrived.
-	if added < 3 {
-		t.Errorf("initial events: got %d ADDED, want at least 3", added)
+	if added != 3 {
+		t.Errorf("initial events: got %d ADDED, want 3", added)
+	}
+	// A watch without resourceVersion starts with the current state too.
+	plain, err := cms.Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Stop()
+	for i := range 3 {
+		if ev := nextEvent(t, plain); ev.Type != watch.Added {
+			t.Fatalf("plain watch event %d: got %s, want ADDED", i, ev.Type)
+		}
 	}
 }
 
