@@ -10,13 +10,15 @@ import (
 
 	"github.com/skiff-project/skiff/tools/bench/api"
 	"github.com/skiff-project/skiff/tools/bench/lb"
+	"github.com/skiff-project/skiff/tools/bench/scheduler"
 )
 
 // benchmarks maps a benchmark name to its entry point. Each takes the
 // arguments after its name (its own flags, --json FILE among them).
 var benchmarks = map[string]func(ctx context.Context, args []string) error{
-	"api": api.Run,
-	"lb":  lb.Run,
+	"api":       api.Run,
+	"lb":        lb.Run,
+	"scheduler": scheduler.Run,
 }
 
 // Run runs the benchmark named by args[0].
