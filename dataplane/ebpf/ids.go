@@ -2,34 +2,52 @@ package ebpf
 
 import "fmt"
 
-// idAlloc hands out ids in [1, max): the lowest released id first, then
-// fresh ones. Ids are stable for as long as their owner exists.
+// idAlloc hands out ids in [1, max): the most recently released id first,
+// then fresh ones. Ids are stable for as long as their owner exists.
 type idAlloc struct {
-	name string
-	max  uint32
-	next uint32
-	free []uint32 // released ids, used LIFO
-	used map[uint32]bool
+	name  string
+	max   uint32
+	next  uint32
+	free  []uint32 // released ids, used LIFO
+	used  []uint64 // bitmap
+	count int
 }
 
 func newIDAlloc(name string, max int) *idAlloc {
-	return &idAlloc{name: name, max: uint32(max), next: 1, used: map[uint32]bool{}}
+	return &idAlloc{name: name, max: uint32(max), next: 1, used: make([]uint64, (max+63)/64)}
+}
+
+func (a *idAlloc) isUsed(id uint32) bool {
+	return id < a.max && a.used[id/64]&(1<<(id%64)) != 0
+}
+
+func (a *idAlloc) mark(id uint32, on bool) {
+	if on == a.isUsed(id) {
+		return
+	}
+	if on {
+		a.used[id/64] |= 1 << (id % 64)
+		a.count++
+	} else {
+		a.used[id/64] &^= 1 << (id % 64)
+		a.count--
+	}
 }
 
 func (a *idAlloc) alloc() (uint32, error) {
 	for len(a.free) > 0 {
 		id := a.free[len(a.free)-1]
 		a.free = a.free[:len(a.free)-1]
-		if !a.used[id] {
-			a.used[id] = true
+		if !a.isUsed(id) {
+			a.mark(id, true)
 			return id, nil
 		}
 	}
 	for a.next < a.max {
 		id := a.next
 		a.next++
-		if !a.used[id] {
-			a.used[id] = true
+		if !a.isUsed(id) {
+			a.mark(id, true)
 			return id, nil
 		}
 	}
@@ -41,15 +59,15 @@ func (a *idAlloc) claim(id uint32) error {
 	if id == 0 || id >= a.max {
 		return fmt.Errorf("%s: id %d out of range", a.name, id)
 	}
-	a.used[id] = true
+	a.mark(id, true)
 	return nil
 }
 
 func (a *idAlloc) release(id uint32) {
-	if !a.used[id] {
+	if !a.isUsed(id) {
 		return
 	}
-	delete(a.used, id)
+	a.mark(id, false)
 	if id == a.next-1 {
 		a.next--
 		return
@@ -57,4 +75,4 @@ func (a *idAlloc) release(id uint32) {
 	a.free = append(a.free, id)
 }
 
-func (a *idAlloc) inUse() int { return len(a.used) }
+func (a *idAlloc) inUse() int { return a.count }

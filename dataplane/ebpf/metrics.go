@@ -60,9 +60,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		MapSvcCounters: float64(p.rec.setIDs.inUse()) / float64(sizes.Sets-1),
 	}
 	slots := 0
-	for _, st := range p.rec.sets {
-		slots += len(st.slots)
-	}
+	p.rec.sets.each(func(_ uint32, st *setState) { slots += len(st.slots) })
 	pressure[MapSlots] = float64(slots) / float64(sizes.Slots)
 	// The maps are read under the lock too: Close must not close them
 	// in between.

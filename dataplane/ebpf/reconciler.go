@@ -29,9 +29,9 @@ type reconciler struct {
 
 	ports     map[dataplane.ServicePortName]*portState
 	frontends map[SvcKey]SvcVal
-	sets      map[uint32]*setState
+	sets      idTable[setState]
 	backends  map[beKey]*beState
-	byID      map[uint32]*beState
+	byID      idTable[beState]
 	setIDs    *idAlloc
 	beIDs     *idAlloc
 
@@ -109,9 +109,7 @@ func newReconciler(m Maps, node dataplane.NodeConfig, sizes MapSizes, maglevSize
 		log:        log,
 		ports:      map[dataplane.ServicePortName]*portState{},
 		frontends:  map[SvcKey]SvcVal{},
-		sets:       map[uint32]*setState{},
 		backends:   map[beKey]*beState{},
-		byID:       map[uint32]*beState{},
 		setIDs:     newIDAlloc("backend set ids ("+MapSvcCounters+")", sizes.Sets),
 		beIDs:      newIDAlloc("backend ids ("+MapBackends+")", sizes.Backends),
 		needFull:   true,
@@ -213,12 +211,8 @@ func (r *reconciler) presize(n int) {
 	if len(r.ports) == 0 {
 		r.ports = make(map[dataplane.ServicePortName]*portState, n)
 	}
-	if len(r.sets) == 0 {
-		r.sets = make(map[uint32]*setState, n)
-	}
 	if len(r.backends) == 0 {
 		r.backends = make(map[beKey]*beState, 3*n)
-		r.byID = make(map[uint32]*beState, 3*n)
 	}
 	if len(r.frontends) == 0 {
 		r.frontends = make(map[SvcKey]SvcVal, n)
@@ -365,7 +359,7 @@ func (r *reconciler) frontendsFor(sp *dataplane.ServicePort, proto uint8, ps *po
 		if !addr.Is4() || port == 0 || set == 0 {
 			return
 		}
-		st := r.sets[set]
+		st := r.sets.get(set)
 		f := flags | extra
 		if len(st.slots) == 0 && hasEndpoints {
 			f |= SvcFlagDrop
@@ -420,7 +414,7 @@ func (r *reconciler) frontendsFor(sp *dataplane.ServicePort, proto uint8, ps *po
 // planSet plans one backend set: allocates its id if new, diffs its slots
 // and, for sets used by XDP, its Maglev table.
 func (r *reconciler) planSet(p *plan, id uint32, eps []dataplane.Endpoint, proto uint8, wantMaglev bool) (uint32, error) {
-	st := r.sets[id]
+	st := r.sets.get(id)
 	if id == 0 || st == nil {
 		var err error
 		id, err = r.setIDs.alloc()
@@ -428,7 +422,7 @@ func (r *reconciler) planSet(p *plan, id uint32, eps []dataplane.Endpoint, proto
 			return 0, err
 		}
 		st = &setState{}
-		r.sets[id] = st
+		r.sets.set(id, st)
 	}
 	slots := make([]uint32, 0, len(eps))
 	for _, ep := range eps {
@@ -473,7 +467,7 @@ func (r *reconciler) planSet(p *plan, id uint32, eps []dataplane.Endpoint, proto
 func (r *reconciler) maglevTable(slots []uint32) ([]uint32, error) {
 	names := make([]string, len(slots))
 	for i, id := range slots {
-		names[i] = r.byID[id].key().String()
+		names[i] = r.byID.get(id).key().String()
 	}
 	if n := uint64(len(slots)) * maglev.MinSlotsPerBackend; n >= r.maglevSize {
 		r.log.Warn("maglev table small for backend count", "backends", len(slots), "table", r.maglevSize)
@@ -508,7 +502,7 @@ func (r *reconciler) refBackend(p *plan, k beKey, local, newRef bool) error {
 		}
 		be = &beState{id: id}
 		r.backends[k] = be
-		r.byID[id] = be
+		r.byID.set(id, be)
 	}
 	if be.val != val {
 		be.val = val
@@ -533,11 +527,11 @@ func (r *reconciler) unrefBackend(p *plan, k beKey) {
 	p.beDel = append(p.beDel, be.id)
 	p.flushBE[be.id] = true
 	delete(r.backends, k)
-	delete(r.byID, be.id)
+	r.byID.del(be.id)
 }
 
 func (r *reconciler) dropSet(p *plan, id uint32) {
-	st := r.sets[id]
+	st := r.sets.get(id)
 	if st == nil {
 		return
 	}
@@ -547,7 +541,7 @@ func (r *reconciler) dropSet(p *plan, id uint32) {
 	if st.hasMaglev {
 		p.dropMgl = append(p.dropMgl, id)
 	}
-	delete(r.sets, id)
+	r.sets.del(id)
 	p.freeSets = append(p.freeSets, id)
 }
 
@@ -575,25 +569,32 @@ func (r *reconciler) dropPort(p *plan, name dataplane.ServicePortName, ps *portS
 // full diff: state of Services deleted while the agent was down, or left
 // by a failed sync).
 func (r *reconciler) planGarbage(p *plan) {
-	owned := map[SvcKey]bool{}
-	ownedSets := map[uint32]bool{}
+	owned := make(map[SvcKey]bool, len(r.frontends))
+	ownedSets := make([]bool, len(r.sets.items))
 	for _, ps := range r.ports {
 		for _, k := range ps.frontends {
 			owned[k] = true
 		}
-		ownedSets[ps.cluster] = true
-		ownedSets[ps.local] = true
+		for _, id := range []uint32{ps.cluster, ps.local} {
+			if int(id) < len(ownedSets) {
+				ownedSets[id] = true
+			}
+		}
+	}
+	deleting := make(map[SvcKey]bool, len(p.svcDel))
+	for _, k := range p.svcDel {
+		deleting[k] = true
 	}
 	for k := range r.frontends {
-		if !owned[k] && !slices.Contains(p.svcDel, k) {
+		if !owned[k] && !deleting[k] {
 			p.svcDel = append(p.svcDel, k)
 		}
 	}
-	for id := range r.sets {
-		if !ownedSets[id] {
+	r.sets.each(func(id uint32, _ *setState) {
+		if int(id) >= len(ownedSets) || !ownedSets[id] {
 			r.dropSet(p, id)
 		}
-	}
+	})
 	for k, be := range r.backends {
 		if be.refs <= 0 {
 			be.refs = 1
@@ -609,9 +610,9 @@ func (r *reconciler) adopt() error {
 		return fmt.Errorf("read maps: %w", err)
 	}
 	r.frontends = snap.Services
-	r.sets = map[uint32]*setState{}
+	r.sets = idTable[setState]{}
 	r.backends = map[beKey]*beState{}
-	r.byID = map[uint32]*beState{}
+	r.byID = idTable[beState]{}
 	r.ports = map[dataplane.ServicePortName]*portState{}
 	r.setIDs = newIDAlloc(r.setIDs.name, int(r.setIDs.max))
 	r.beIDs = newIDAlloc(r.beIDs.name, int(r.beIDs.max))
@@ -625,7 +626,7 @@ func (r *reconciler) adopt() error {
 		slotsByID[k.Id][k.Slot] = b
 	}
 	ensure := func(id uint32) {
-		if id == 0 || r.sets[id] != nil {
+		if id == 0 || r.sets.get(id) != nil {
 			return
 		}
 		if err := r.setIDs.claim(id); err != nil {
@@ -641,7 +642,7 @@ func (r *reconciler) adopt() error {
 		if snap.Maglev[id] {
 			st.hasMaglev, st.maglevStale = true, true
 		}
-		r.sets[id] = st
+		r.sets.set(id, st)
 	}
 	for _, v := range snap.Services {
 		ensure(v.Id)
@@ -663,7 +664,7 @@ func (r *reconciler) adopt() error {
 			continue
 		}
 		r.backends[k] = be
-		r.byID[id] = be
+		r.byID.set(id, be)
 	}
 	// Ports claim sets through their frontends during the diff.
 	r.claimable = map[SvcKey]uint32{}
@@ -686,7 +687,7 @@ func (r *reconciler) claim(sp *dataplane.ServicePort, proto uint8) *portState {
 			return
 		}
 		id, ok := r.claimable[SvcKey{Addr: be32(addr), Port: be16(port), Proto: proto, Scope: scope}]
-		if !ok || r.claimed[id] || r.sets[id] == nil {
+		if !ok || r.claimed[id] || r.sets.get(id) == nil {
 			return
 		}
 		r.claimed[id] = true
@@ -866,7 +867,7 @@ func (r *reconciler) collect() (bool, error) {
 	r.gcPending = nil
 	for _, id := range ids {
 		// A backend re-added meanwhile got a new id; these are free.
-		if r.byID[id] == nil {
+		if r.byID.get(id) == nil {
 			r.beIDs.release(id)
 		}
 	}

@@ -390,7 +390,7 @@ func TestReconcilerDeferredFlush(t *testing.T) {
 	if _, ok := e.fake.Conntrack[CTKey{Saddr: 1}]; !ok {
 		t.Fatalf("flush was not deferred")
 	}
-	if e.rec.beIDs.used[beGone] != true {
+	if !e.rec.beIDs.isUsed(beGone) {
 		t.Errorf("id of a backend with pending flows was released")
 	}
 	if pending, err := e.rec.collect(); err != nil || !pending {
@@ -399,7 +399,7 @@ func TestReconcilerDeferredFlush(t *testing.T) {
 	if _, ok := e.fake.Conntrack[CTKey{Saddr: 1}]; ok {
 		t.Errorf("collect left the deleted backend's flow")
 	}
-	if e.rec.beIDs.used[beGone] {
+	if e.rec.beIDs.isUsed(beGone) {
 		t.Errorf("collect did not release the id")
 	}
 	// A backend that stays elsewhere is flushed within the sync.

@@ -117,7 +117,7 @@ func TestXDPMaglev(t *testing.T) {
 	}
 	e.program(t, []*dataplane.ServicePort{sp}, map[dataplane.ServicePortName][]dataplane.Endpoint{sp.Name: eps})
 	ext := e.rec.ports[sp.Name].cluster
-	table, err := e.rec.maglevTable(e.rec.sets[ext].slots)
+	table, err := e.rec.maglevTable(e.rec.sets.get(ext).slots)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestXDPMaglev(t *testing.T) {
 		_, out := e.runXDP(t, buildPacket(pktSpec{src: extCli, dst: nodeIP, sport: port, dport: 30080, proto: protoTCP}), 0)
 		got := parsePacket(t, out).dst
 		h := hashFlow(be32(extCli), be32(nodeIP), be16(port), be16(30080), protoTCP)
-		want := e.rec.byID[table[h%uint32(len(table))]].key().addr
+		want := e.rec.byID.get(table[h%uint32(len(table))]).key().addr
 		if got != want {
 			t.Errorf("port %d: got backend %s, want Maglev's %s", port, got, want)
 		}
