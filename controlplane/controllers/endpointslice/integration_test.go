@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,10 +25,36 @@ import (
 )
 
 type env struct {
-	t      *testing.T
-	srv    *apiservertest.Server
-	client kubernetes.Interface
-	ns     string
+	t       *testing.T
+	srv     *apiservertest.Server
+	client  kubernetes.Interface
+	ns      string
+	metrics *prometheus.Registry
+}
+
+// counter sums a counter of the controller manager's registry over the
+// label value given (all series when value is "").
+func (e *env) counter(name, value string) float64 {
+	e.t.Helper()
+	mfs, err := e.metrics.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if value == "" || l.GetValue() == value {
+					sum += m.GetCounter().GetValue()
+					break
+				}
+			}
+		}
+	}
+	return sum
 }
 
 func start(t *testing.T, network controllers.NetworkOptions) *env {
@@ -42,9 +69,11 @@ func start(t *testing.T, network controllers.NetworkOptions) *env {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	reg := prometheus.NewRegistry()
 	m, err := controllers.NewManager(controllers.Config{
 		RESTConfig:  cfg,
 		Logger:      log,
+		Metrics:     reg,
 		Controllers: []string{"endpointslice", "endpoints"},
 		Options:     controllers.Options{Network: network},
 	})
@@ -63,7 +92,7 @@ func start(t *testing.T, network controllers.NetworkOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, srv: srv, client: client, ns: ns.Name}
+	return &env{t: t, srv: srv, client: client, ns: ns.Name, metrics: reg}
 }
 
 // runPod creates a pod bound to a node and gives it the status a node agent
@@ -204,6 +233,29 @@ func TestIntegrationSlicesFollowPods(t *testing.T) {
 	e.waitState("web", "8080: a=011 b=110 | 9090: c=110")
 	e.waitState("web-all", "8080: a=111 b=110 | 9090: c=110")
 
+	// A pod change that matters to no endpoint makes a sync but no write:
+	// what the server stores compares equal to what the controller wants.
+	writes := e.counter("skiff_endpointslice_controller_changes_total", "")
+	syncs := e.counter("skiff_endpointslice_controller_syncs_total", "success")
+	c, err := e.client.CoreV1().Pods(e.ns).Get(ctx, "c", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Annotations = map[string]string{"touched": "yes"}
+	if _, err := e.client.CoreV1().Pods(e.ns).Update(ctx, c, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for e.counter("skiff_endpointslice_controller_syncs_total", "success") < syncs+2 {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the syncs of the pod change")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := e.counter("skiff_endpointslice_controller_changes_total", ""); got != writes {
+		t.Errorf("got %v slice writes after an irrelevant pod change, want %v (no churn)", got, writes)
+	}
+
 	// The Endpoints object: ready b and c, terminating a left out.
 	waitEndpoints(t, e, "web", "10.244.1.2:8080 10.244.1.3:9090", "")
 
@@ -224,7 +276,7 @@ func TestIntegrationSlicesFollowPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitState("web", "")
-	deadline := time.Now().Add(30 * time.Second)
+	deadline = time.Now().Add(30 * time.Second)
 	for {
 		_, err := e.client.CoreV1().Endpoints(e.ns).Get(ctx, "web", metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
