@@ -323,3 +323,29 @@ func TestPagination(t *testing.T) {
 		t.Errorf("bad continue token: got %v, want BadRequest", err)
 	}
 }
+
+func TestDeleteCollection(t *testing.T) {
+	srv := apiservertest.Start(t)
+	ctx := testCtx(t)
+	cms := srv.Client().CoreV1().ConfigMaps("default")
+	for i := range 6 {
+		if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("dc-", i),
+			Labels: map[string]string{"group": fmt.Sprint(i % 2)}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cms.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "group=0"}); err != nil {
+		t.Fatalf("deletecollection: %v", err)
+	}
+	left, err := cms.List(ctx, metav1.ListOptions{LabelSelector: "group"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, cm := range left.Items {
+		names = append(names, cm.Name)
+	}
+	if fmt.Sprint(names) != "[dc-1 dc-3 dc-5]" {
+		t.Errorf("after deletecollection of group=0: got %v, want [dc-1 dc-3 dc-5]", names)
+	}
+}
