@@ -1,6 +1,9 @@
 package controllers
 
 import (
+	"flag"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/skiff-project/skiff/controlplane/cloud"
@@ -100,4 +103,41 @@ func networkRegistrations() []Registration {
 			})
 		}},
 	}
+}
+
+// AddFlags registers the network controllers' flags on fs, with
+// kube-controller-manager's names where it has them, writing into o.
+func (o *NetworkOptions) AddFlags(fs *flag.FlagSet) {
+	list := func(dst *[]string) func(string) error {
+		return func(s string) error {
+			*dst = nil
+			for _, v := range strings.Split(s, ",") {
+				if v = strings.TrimSpace(v); v != "" {
+					*dst = append(*dst, v)
+				}
+			}
+			return nil
+		}
+	}
+	if len(o.ClusterCIDRs) == 0 {
+		o.ClusterCIDRs = []string{nodeipam.DefaultClusterCIDR}
+	}
+	fs.Func("cluster-cidr", "pod address ranges to carve node podCIDRs from, comma separated, one per IP family (default "+nodeipam.DefaultClusterCIDR+")", list(&o.ClusterCIDRs))
+	fs.IntVar(&o.NodeCIDRMaskSize, "node-cidr-mask-size", nodeipam.DefaultNodeMaskSize, "prefix length of a node's IPv4 podCIDR")
+	fs.IntVar(&o.NodeCIDRMaskSizeIPv6, "node-cidr-mask-size-ipv6", nodeipam.DefaultNodeMaskSizeIPv6, "prefix length of a node's IPv6 podCIDR")
+	fs.BoolFunc("allocate-node-cidrs", "give nodes podCIDRs from --cluster-cidr (default true)", func(s string) error {
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		o.DisableNodeIPAM = !v
+		return nil
+	})
+	fs.DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", nodelifecycle.DefaultNodeMonitorGracePeriod, "how long a node may go without a heartbeat before it is marked Unknown")
+	fs.DurationVar(&o.NodeStartupGracePeriod, "node-startup-grace-period", nodelifecycle.DefaultNodeStartupGracePeriod, "grace period for a node that never posted status")
+	fs.DurationVar(&o.NodeMonitorPeriod, "node-monitor-period", nodelifecycle.DefaultNodeMonitorPeriod, "how often node health is checked when nothing happens")
+	fs.Float64Var(&o.NodeEvictionRate, "node-eviction-rate", nodelifecycle.DefaultEvictionRate, "nodes per second that may get a NoExecute taint (negative: unlimited)")
+	fs.IntVar(&o.MaxEndpointsPerSlice, "max-endpoints-per-slice", endpointslice.DefaultMaxEndpointsPerSlice, "most endpoints in one EndpointSlice (1-1000)")
+	fs.Func("lb-pool", "addresses for LoadBalancer Services: CIDRs or first-last ranges, comma separated (none: LoadBalancer Services stay pending)", list(&o.LoadBalancerIPPools))
+	fs.StringVar(&o.LoadBalancerClass, "lb-class", cloud.DefaultClass, "loadBalancerClass served besides none")
 }

@@ -20,6 +20,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -331,4 +332,14 @@ func (m *metrics) on(name string) {
 
 func (m *metrics) off(name string) {
 	m.isLeader.WithLabelValues(name).Set(0)
+}
+
+// AddFlags registers kube-controller-manager's leader election timing flags
+// on fs, writing into c (the role decides on --leader-elect itself).
+func (c *Config) AddFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.LeaseDuration, "leader-elect-lease-duration", DefaultLeaseDuration, "how long candidates wait after the last renewal before taking over")
+	fs.DurationVar(&c.RenewDeadline, "leader-elect-renew-deadline", DefaultRenewDeadline, "how long the leader retries renewing before it stops leading")
+	fs.DurationVar(&c.RetryPeriod, "leader-elect-retry-period", DefaultRetryPeriod, "how long candidates wait between tries")
+	fs.StringVar(&c.Namespace, "leader-elect-resource-namespace", DefaultNamespace, "namespace of the leader election Lease")
+	fs.StringVar(&c.Identity, "leader-elect-identity", "", "this replica's identity in the Lease (default: hostname and a random suffix)")
 }

@@ -3,6 +3,7 @@ package leaderelection
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -378,5 +379,18 @@ func TestConfigValidation(t *testing.T) {
 					DefaultNamespace, DefaultLeaseDuration, DefaultRenewDeadline, DefaultRetryPeriod)
 			}
 		})
+	}
+}
+
+func TestFlags(t *testing.T) {
+	var cfg Config
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	cfg.AddFlags(fs)
+	if err := fs.Parse([]string{"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-identity=x"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.LeaseDuration != 4*time.Second || cfg.RenewDeadline != 3*time.Second || cfg.RetryPeriod != DefaultRetryPeriod ||
+		cfg.Identity != "x" || cfg.Namespace != DefaultNamespace {
+		t.Errorf("got %s %s %s %q %q, want 4s 3s %s \"x\" %q", cfg.LeaseDuration, cfg.RenewDeadline, cfg.RetryPeriod, cfg.Identity, cfg.Namespace, DefaultRetryPeriod, DefaultNamespace)
 	}
 }
