@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -150,6 +151,15 @@ type Bpf struct {
 	svc, slot, be, ct, aff, netns, svccnt, becnt, maglev *ebpf.Map
 	inner                                                *ebpf.MapSpec
 	ncpu                                                 int
+
+	// tables are the Maglev tables this process installed, so that a
+	// change rewrites only the entries that moved.
+	tables map[uint32]*installedTable
+}
+
+type installedTable struct {
+	m       *ebpf.Map
+	content []uint32
 }
 
 var _ Maps = (*Bpf)(nil)
@@ -159,7 +169,7 @@ func newBpfMaps(o *objects) (*Bpf, error) {
 	if err != nil {
 		return nil, fmt.Errorf("possible cpus: %w", err)
 	}
-	b := &Bpf{inner: o.inner, ncpu: ncpu}
+	b := &Bpf{inner: o.inner, ncpu: ncpu, tables: map[uint32]*installedTable{}}
 	for name, dst := range map[string]**ebpf.Map{
 		MapServices: &b.svc, MapSlots: &b.slot, MapBackends: &b.be, MapConntrack: &b.ct,
 		MapAffinity: &b.aff, MapNetNS: &b.netns, MapSvcCounters: &b.svccnt,
@@ -228,23 +238,61 @@ func (b *Bpf) SetMaglev(id uint32, table []uint32) error {
 	if len(table) != int(b.inner.MaxEntries) {
 		return fmt.Errorf("%s: table of %d entries, inner maps hold %d", MapMaglev, len(table), b.inner.MaxEntries)
 	}
+	// A table this process installed: Maglev moves few entries when a
+	// backend comes or goes, so write only those (each entry is replaced
+	// atomically; every backend named during the change is valid).
+	if cur := b.tables[id]; cur != nil {
+		var keys, vals []uint32
+		for i, v := range table {
+			if cur.content[i] != v {
+				keys = append(keys, uint32(i))
+				vals = append(vals, v)
+			}
+		}
+		if len(keys) > 0 {
+			if _, err := cur.m.BatchUpdate(keys, vals, nil); err != nil {
+				return fmt.Errorf("%s inner: %w", MapMaglev, err)
+			}
+		}
+		copy(cur.content, table)
+		return nil
+	}
+	// Otherwise a new inner map, filled, then swapped in atomically.
 	inner, err := ebpf.NewMap(b.inner)
 	if err != nil {
 		return wrapUpdate(MapMaglev+" inner", err)
 	}
-	defer inner.Close()
 	keys := make([]uint32, len(table))
 	for i := range keys {
 		keys[i] = uint32(i)
 	}
 	if _, err := inner.BatchUpdate(keys, table, nil); err != nil {
+		inner.Close()
 		return fmt.Errorf("%s inner: %w", MapMaglev, err)
 	}
-	return wrapUpdate(MapMaglev, b.maglev.Put(id, inner))
+	if err := b.maglev.Put(id, inner); err != nil {
+		inner.Close()
+		return wrapUpdate(MapMaglev, err)
+	}
+	b.tables[id] = &installedTable{m: inner, content: slices.Clone(table)}
+	return nil
+}
+
+// close releases the handles of installed Maglev tables (the outer map
+// keeps the tables themselves).
+func (b *Bpf) close() {
+	for id, t := range b.tables {
+		t.m.Close()
+		delete(b.tables, id)
+	}
 }
 
 func (b *Bpf) DeleteMaglev(ids []uint32) error {
 	for _, id := range ids {
+		if t := b.tables[id]; t != nil {
+			t.m.Close()
+			delete(b.tables, id)
+		}
 		if err := b.maglev.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("%s: %w", MapMaglev, err)
 		}

@@ -107,6 +107,24 @@ type Provider struct {
 
 	gcKick chan struct{}
 	done   chan struct{}
+
+	lastTimings SyncTimings
+}
+
+// SyncTimings splits the last sync's duration: Apply is the change
+// tracker folding recorded events into an Update; Reconcile is the diff
+// and the map writes.
+type SyncTimings struct {
+	Apply, Reconcile time.Duration
+	// Ops is the number of map entries written or deleted.
+	Ops int
+}
+
+// LastSyncTimings returns the timings of the last successful sync.
+func (p *Provider) LastSyncTimings() SyncTimings {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastTimings
 }
 
 var _ dataplane.Provider = (*Provider)(nil)
@@ -339,7 +357,8 @@ func (p *Provider) Sync() error {
 	start := time.Now()
 	full := p.lastFull.IsZero() || time.Since(p.lastFull) >= p.cfg.FullSyncInterval
 	u := p.Apply()
-	_, err := p.rec.sync(u, full)
+	applied := time.Now()
+	ops, err := p.rec.sync(u, full)
 	kind := "partial"
 	if full {
 		kind = "full"
@@ -354,6 +373,7 @@ func (p *Provider) Sync() error {
 	if full {
 		p.lastFull = time.Now()
 	}
+	p.lastTimings = SyncTimings{Apply: applied.Sub(start), Reconcile: time.Since(applied), Ops: ops}
 	if len(p.rec.gcPending) > 0 {
 		select {
 		case p.gcKick <- struct{}{}:
@@ -411,6 +431,9 @@ func (p *Provider) Close() error {
 }
 
 func (p *Provider) closeObjects() {
+	if b, ok := p.maps.(*Bpf); ok {
+		b.close()
+	}
 	if p.objs != nil {
 		p.objs.close()
 	}

@@ -115,19 +115,23 @@ func TestXDPMaglev(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		eps = append(eps, ep(netip.AddrFrom4([4]byte{10, 244, 1, byte(40 + i)}), 8080, true))
 	}
-	e.program(t, []*dataplane.ServicePort{sp}, map[dataplane.ServicePortName][]dataplane.Endpoint{sp.Name: eps})
-	ext := e.rec.ports[sp.Name].cluster
-	table, err := e.rec.maglevTable(e.rec.sets.get(ext).slots)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for port := uint16(50000); port < 50050; port++ {
-		_, out := e.runXDP(t, buildPacket(pktSpec{src: extCli, dst: nodeIP, sport: port, dport: 30080, proto: protoTCP}), 0)
-		got := parsePacket(t, out).dst
-		h := hashFlow(be32(extCli), be32(nodeIP), be16(port), be16(30080), protoTCP)
-		want := e.rec.byID.get(table[h%uint32(len(table))]).key().addr
-		if got != want {
-			t.Errorf("port %d: got backend %s, want Maglev's %s", port, got, want)
+	// The table is installed, then updated in place when a backend goes:
+	// XDP follows Maglev's table both times.
+	for _, n := range []int{5, 4} {
+		e.program(t, []*dataplane.ServicePort{sp}, map[dataplane.ServicePortName][]dataplane.Endpoint{sp.Name: eps[:n]})
+		ext := e.rec.ports[sp.Name].cluster
+		table, err := e.rec.maglevTable(e.rec.sets.get(ext).slots)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for port := uint16(50000); port < 50050; port++ {
+			_, out := e.runXDP(t, buildPacket(pktSpec{src: extCli, dst: nodeIP, sport: port + uint16(100*n), dport: 30080, proto: protoTCP}), 0)
+			got := parsePacket(t, out).dst
+			h := hashFlow(be32(extCli), be32(nodeIP), be16(port+uint16(100*n)), be16(30080), protoTCP)
+			want := e.rec.byID.get(table[h%uint32(len(table))]).key().addr
+			if got != want {
+				t.Errorf("%d backends, port %d: got backend %s, want Maglev's %s", n, port, got, want)
+			}
 		}
 	}
 }

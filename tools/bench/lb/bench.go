@@ -117,6 +117,10 @@ func (b *bench) point(ctx context.Context, mode string, n int) (r Result, err er
 		return r, fmt.Errorf("full sync: %w", err)
 	}
 	r.FullSyncMS = ms(time.Since(start))
+	if ep != nil {
+		st := ep.LastSyncTimings()
+		r.FullSyncTrackerMS, r.FullSyncMapsMS, r.FullSyncMapOps = ms(st.Apply), ms(st.Reconcile), st.Ops
+	}
 
 	node := b.c.Nodes[0]
 	client := node.Pods[1]

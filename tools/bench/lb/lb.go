@@ -60,6 +60,11 @@ type Result struct {
 	Services int    `json:"services"`
 	// FullSyncMS is the first Sync of a new provider given N Services.
 	FullSyncMS float64 `json:"full_sync_ms"`
+	// FullSyncTrackerMS and FullSyncMapsMS split an eBPF full sync: the
+	// change tracker's Apply, and the reconciler's diff and map writes.
+	FullSyncTrackerMS float64 `json:"full_sync_tracker_ms,omitempty"`
+	FullSyncMapsMS    float64 `json:"full_sync_maps_ms,omitempty"`
+	FullSyncMapOps    int     `json:"full_sync_map_ops,omitempty"`
 	// EndpointChangeMS is the median Sync after one endpoint of one
 	// idle Service moved (EndpointChangeRuns of them).
 	EndpointChangeMS   float64 `json:"endpoint_change_ms"`

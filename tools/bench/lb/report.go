@@ -15,14 +15,14 @@ import (
 
 func printTable(w io.Writer, rep *Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tservices\tfull sync ms\tep change ms\tClusterIP p50 µs\tp99 µs\tconn/s\terr\tNodePort p50 µs\tp99 µs\tconn/s\terr\tTC new ns\tTC est ns\tXDP new ns\tXDP est local ns\tXDP est remote ns\t")
+	fmt.Fprintln(tw, "mode\tservices\tfull sync ms\t(tracker\tmaps)\tep change ms\tClusterIP p50 µs\tp99 µs\tconn/s\terr\tNodePort p50 µs\tp99 µs\tconn/s\terr\tTC new ns\tTC est ns\tXDP new ns\tXDP est local ns\tXDP est remote ns\t")
 	for _, r := range rep.Results {
 		dp := "\t\t\t\t"
 		if r.Datapath != nil {
 			d := r.Datapath
 			dp = fmt.Sprintf("%.0f\t%.0f\t%.0f\t%.0f\t%.0f", d.TCNewNS, d.TCEstablishedNS, d.XDPNewNS, d.XDPEstablishedLocalNS, d.XDPEstablishedRemoteNS)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.3f\t%.0f\t%.0f\t%.0f\t%d\t%.0f\t%.0f\t%.0f\t%d\t%s\t\n", r.Mode, r.Services, r.FullSyncMS, r.EndpointChangeMS,
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.3f\t%.0f\t%.0f\t%.0f\t%d\t%.0f\t%.0f\t%.0f\t%d\t%s\t\n", r.Mode, r.Services, r.FullSyncMS, r.FullSyncTrackerMS, r.FullSyncMapsMS, r.EndpointChangeMS,
 			r.ClusterIP.P50US, r.ClusterIP.P99US, r.ClusterIP.ConnsPerSec, r.ClusterIP.Errors,
 			r.NodePort.P50US, r.NodePort.P99US, r.NodePort.ConnsPerSec, r.NodePort.Errors, dp)
 	}
