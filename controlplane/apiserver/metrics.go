@@ -86,6 +86,11 @@ func (t timedStore) Get(ctx context.Context, key string) (storage.KeyValue, erro
 	return t.Interface.Get(ctx, key)
 }
 
+func (t timedStore) GetSerializable(ctx context.Context, key string) (storage.KeyValue, error) {
+	defer t.since("get", time.Now())
+	return t.Interface.GetSerializable(ctx, key)
+}
+
 func (t timedStore) Create(ctx context.Context, key string, value []byte, conds []storage.Condition, extra ...storage.Op) (int64, error) {
 	defer t.since("create", time.Now())
 	return t.Interface.Create(ctx, key, value, conds, extra...)

@@ -28,11 +28,24 @@ func namespaceKey(name string) string { return "/registry/namespaces/" + name }
 // admitNamespace enforces namespace lifecycle for a create in ns: the
 // namespace must exist (404) and not be terminating (403). It returns the
 // condition that keeps the check true until the write.
-func (s *Server) admitNamespace(req *request, r *resource, ns, name string) ([]storage.Condition, error) {
+func (s *Server) admitNamespace(req *request, r *resource, ns, name string, fresh bool) ([]storage.Condition, error) {
 	if !r.Namespaced {
 		return nil, nil
 	}
-	kv, err := s.store.Get(req.ctx, namespaceKey(ns))
+	if !fresh {
+		// A serializable read is enough when it admits: the write's
+		// condition on the namespace's revision catches a stale one.
+		// Anything else is checked again with a linearizable read.
+		conds, err := s.admitNamespaceFrom(req, r, ns, name, s.store.GetSerializable)
+		if err == nil {
+			return conds, nil
+		}
+	}
+	return s.admitNamespaceFrom(req, r, ns, name, s.store.Get)
+}
+
+func (s *Server) admitNamespaceFrom(req *request, r *resource, ns, name string, get func(context.Context, string) (storage.KeyValue, error)) ([]storage.Condition, error) {
+	kv, err := get(req.ctx, namespaceKey(ns))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, apierrors.NewNotFound(namespacesGR, ns)
 	}

@@ -157,7 +157,7 @@ func (s *Server) createObject(req *request, obj runtime.Object, dry bool, manage
 	for attempt := 0; ; attempt++ {
 		obj = orig.DeepCopyObject()
 		m = accessor(obj)
-		conds, err := s.admitNamespace(req, r, m.GetNamespace(), m.GetName())
+		conds, err := s.admitNamespace(req, r, m.GetNamespace(), m.GetName(), attempt > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -269,8 +269,21 @@ type updateSpec struct {
 func (s *Server) updateObject(req *request, spec updateSpec) (runtime.Object, bool, error) {
 	r := req.r
 	key := r.key(req.namespace, req.name)
+	// The first read is serializable (cheaper: no raft read index); the
+	// write compares its revision, so a stale read only costs a retry.
+	// Before answering NotFound or Conflict from it, read again
+	// linearizably.
+	fresh := false
 	for attempt := 0; ; attempt++ {
-		kv, err := s.store.Get(req.ctx, key)
+		get := s.store.GetSerializable
+		if fresh {
+			get = s.store.Get
+		}
+		kv, err := get(req.ctx, key)
+		if errors.Is(err, storage.ErrNotFound) && !fresh {
+			fresh = true
+			continue
+		}
 		if errors.Is(err, storage.ErrNotFound) {
 			if !spec.allowCreate {
 				return nil, false, apierrors.NewNotFound(r.gr(), req.name)
@@ -302,11 +315,19 @@ func (s *Server) updateObject(req *request, spec updateSpec) (runtime.Object, bo
 			return nil, false, internalError(err)
 		}
 		obj, err := spec.mutate(old.DeepCopyObject())
+		if err != nil && !fresh && (apierrors.IsConflict(err) || apierrors.IsNotFound(err)) {
+			fresh = true
+			continue
+		}
 		if err != nil {
 			return nil, false, err
 		}
 		m, om := accessor(obj), accessor(old)
 		if rv := m.GetResourceVersion(); rv != "" && rv != om.GetResourceVersion() {
+			if !fresh {
+				fresh = true
+				continue
+			}
 			return nil, false, conflictModified(r.gr(), req.name)
 		}
 		m.SetResourceVersion(om.GetResourceVersion())
@@ -350,6 +371,7 @@ func (s *Server) updateObject(req *request, spec updateSpec) (runtime.Object, bo
 		}
 		rev, err := s.store.Update(req.ctx, key, data, kv.ModRevision, hook.conds, hook.ops...)
 		if (errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound)) && attempt < maxRetries {
+			fresh = true
 			continue
 		}
 		if err != nil {

@@ -134,6 +134,10 @@ type Op struct {
 type Interface interface {
 	// Get returns key at the latest revision, or ErrNotFound.
 	Get(ctx context.Context, key string) (KeyValue, error)
+	// GetSerializable is Get from the local member's applied state, which
+	// may lag the latest revision briefly: for reads that a transaction's
+	// revision comparison checks afterwards.
+	GetSerializable(ctx context.Context, key string) (KeyValue, error)
 	// Create puts key only if it does not exist; ErrExists otherwise. The
 	// extra ops are applied in the same transaction and conds must hold too
 	// (ErrConflict when one fails). It returns the new revision.

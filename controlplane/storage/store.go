@@ -54,6 +54,19 @@ func (s *Store) Get(ctx context.Context, key string) (KeyValue, error) {
 	return kv(resp.Kvs[0]), nil
 }
 
+// GetSerializable implements Interface.
+func (s *Store) GetSerializable(ctx context.Context, key string) (KeyValue, error) {
+	defer s.timed("get", time.Now())
+	resp, err := s.client.Get(ctx, key, clientv3.WithSerializable())
+	if err != nil {
+		return KeyValue{}, fmt.Errorf("get %s: %w", key, translate(err))
+	}
+	if len(resp.Kvs) == 0 {
+		return KeyValue{}, ErrNotFound
+	}
+	return kv(resp.Kvs[0]), nil
+}
+
 func kv(k *mvccpb.KeyValue) KeyValue {
 	return KeyValue{Key: string(k.Key), Value: k.Value, CreateRevision: k.CreateRevision, ModRevision: k.ModRevision}
 }
