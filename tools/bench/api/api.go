@@ -63,6 +63,8 @@ type Result struct {
 	WatchEvents     int64              `json:"watch_events_received"`
 	Latency         map[string]Latency `json:"latency"`
 	RSSBytes        int64              `json:"server_rss_bytes_with_objects"`
+	RSSAnonBytes    int64              `json:"server_rss_anon_bytes"`
+	RSSFileBytes    int64              `json:"server_rss_file_bytes"`
 	ReadyEmpty      float64            `json:"ready_empty_s"`
 	ReadyFull       float64            `json:"ready_full_s"`
 	DataDirBytes    int64              `json:"data_dir_bytes"`
@@ -114,7 +116,8 @@ func print(r *Result) {
 		l := r.Latency[n]
 		fmt.Printf("  %-22s %8d %10.2f %10.2f %10.2f\n", n, l.Samples, l.P50, l.P99, l.Max)
 	}
-	fmt.Printf("  server RSS with %d pods: %.1f MiB\n", r.Objects, float64(r.RSSBytes)/(1<<20))
+	fmt.Printf("  server RSS with %d pods: %.1f MiB (anonymous %.1f MiB, file-backed %.1f MiB)\n", r.Objects,
+		float64(r.RSSBytes)/(1<<20), float64(r.RSSAnonBytes)/(1<<20), float64(r.RSSFileBytes)/(1<<20))
 	fmt.Printf("  start to /readyz: %.2f s empty, %.2f s with %d pods (data dir %.1f MiB)\n", r.ReadyEmpty, r.ReadyFull, r.Objects, float64(r.DataDirBytes)/(1<<20))
 }
 
@@ -225,19 +228,29 @@ func (s *server) stop() error {
 	}
 }
 
-// rss reads the server's resident set size.
-func (s *server) rss() (int64, error) {
+// rss reads the server's resident set size: total, anonymous (heap,
+// stacks) and file-backed (the executable, etcd's mmapped database).
+func (s *server) rss() (total, anon, file int64, err error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, 0, err
 	}
+	fields := map[string]*int64{"VmRSS:": &total, "RssAnon:": &anon, "RssFile:": &file}
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			return kb * 1024, err
+		for name, dst := range fields {
+			if rest, ok := strings.CutPrefix(line, name); ok {
+				kb, perr := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+				if perr != nil {
+					return 0, 0, 0, perr
+				}
+				*dst = kb * 1024
+			}
 		}
 	}
-	return 0, errors.New("no VmRSS")
+	if total == 0 {
+		return 0, 0, 0, errors.New("no VmRSS")
+	}
+	return total, anon, file, nil
 }
 
 func (s *server) client() (kubernetes.Interface, error) {
@@ -337,7 +350,7 @@ func Bench(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	time.Sleep(2 * time.Second)
-	if res.RSSBytes, err = srv.rss(); err != nil {
+	if res.RSSBytes, res.RSSAnonBytes, res.RSSFileBytes, err = srv.rss(); err != nil {
 		return nil, fmt.Errorf("read server RSS: %w", err)
 	}
 	stopped = true
