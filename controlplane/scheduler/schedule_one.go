@@ -52,6 +52,7 @@ func (inst *instance) scheduleOne(ctx context.Context) bool {
 
 	start := time.Now()
 	state := framework.NewCycleState()
+	state.SetPodInfo(qpi.PodInfo)
 	result, status := inst.schedulingCycle(ctx, state, qpi)
 	if !status.IsSuccess() {
 		inst.handleSchedulingFailure(ctx, qpi, status, start)

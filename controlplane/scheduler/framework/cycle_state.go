@@ -3,6 +3,8 @@ package framework
 import (
 	"errors"
 	"fmt"
+
+	v1 "k8s.io/api/core/v1"
 )
 
 // ErrNotFound is returned by CycleState.Read for a key nobody wrote.
@@ -37,6 +39,22 @@ type CycleState struct {
 	// no set lookups.
 	filterPlugins []FilterPlugin
 	scorePlugins  []int
+
+	// podInfo is the scheduled pod's PodInfo, parsed once when it was
+	// queued.
+	podInfo *PodInfo
+}
+
+// SetPodInfo records the PodInfo of the pod being scheduled.
+func (c *CycleState) SetPodInfo(pi *PodInfo) { c.podInfo = pi }
+
+// PodInfo returns the PodInfo of pod: the one recorded for the cycle when
+// it is for the same object, otherwise a freshly parsed one.
+func (c *CycleState) PodInfo(pod *v1.Pod) *PodInfo {
+	if c != nil && c.podInfo != nil && c.podInfo.Pod == pod {
+		return c.podInfo
+	}
+	return NewPodInfo(pod)
 }
 
 // SetActiveFilterPlugins records the Filter plugins to run for this cycle.
@@ -93,5 +111,6 @@ func (c *CycleState) Clone() *CycleState {
 	out.SkipScorePlugins = c.SkipScorePlugins
 	out.filterPlugins = c.filterPlugins
 	out.scorePlugins = c.scorePlugins
+	out.podInfo = c.podInfo
 	return out
 }

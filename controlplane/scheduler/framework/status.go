@@ -98,11 +98,22 @@ func (s *Status) Plugin() string {
 }
 
 // WithPlugin records the plugin that produced the status and returns s.
+// A status that already names the plugin is not written to, so plugins may
+// return one shared, pre-built status (see NewPluginStatus) from Filter
+// calls that run in parallel.
 func (s *Status) WithPlugin(name string) *Status {
-	if s != nil {
+	if s != nil && s.plugin != name {
 		s.plugin = name
 	}
 	return s
+}
+
+// NewPluginStatus returns a status that names its plugin. Plugins build the
+// statuses of their common rejections once and return them from Filter, to
+// keep the per-node path free of allocations; such a status must not be
+// changed afterwards.
+func NewPluginStatus(plugin string, code Code, reasons ...string) *Status {
+	return &Status{code: code, reasons: reasons, plugin: plugin}
 }
 
 // WithError attaches err to s and returns s.

@@ -92,6 +92,8 @@ type Framework struct {
 	postBind   []framework.PostBindPlugin
 	hints      map[string][]framework.ClusterEventWithHint
 	plugins    map[string]framework.Plugin
+
+	scoreBufs sync.Pool
 }
 
 var _ framework.Handle = (*Framework)(nil)
@@ -396,6 +398,12 @@ func (f *Framework) RunPreScorePlugins(ctx context.Context, state *framework.Cyc
 	return nil
 }
 
+// scoreBuffers are RunScorePlugins' scratch space, pooled across cycles.
+type scoreBuffers struct {
+	raw  []int64
+	list framework.NodeScoreList
+}
+
 // RunScorePlugins scores the nodes with every active Score plugin,
 // normalises each plugin's scores, and returns the weighted totals in the
 // order of nodes.
@@ -407,22 +415,27 @@ func (f *Framework) RunScorePlugins(ctx context.Context, state *framework.CycleS
 			active[i] = i
 		}
 	}
-	totals := make([]int64, len(nodes))
+	n := len(nodes)
+	totals := make([]int64, n)
 	if len(active) == 0 {
 		return totals, nil
 	}
-	scores := make([]framework.NodeScoreList, len(active))
-	flat := make([]framework.NodeScore, len(active)*len(nodes))
-	for j := range active {
-		scores[j] = flat[j*len(nodes) : (j+1)*len(nodes)]
+	buf, _ := f.scoreBufs.Get().(*scoreBuffers)
+	if buf == nil {
+		buf = &scoreBuffers{}
 	}
+	defer f.scoreBufs.Put(buf)
+	if cap(buf.raw) < len(active)*n {
+		buf.raw = make([]int64, len(active)*n)
+	}
+	raw := buf.raw[:len(active)*n]
+
 	var errOnce sync.Once
 	var firstErr error
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	f.opts.Parallelizer.Until(ctx, len(nodes), func(i int) {
+	f.opts.Parallelizer.Until(ctx, n, func(i int) {
 		ni := nodes[i]
-		name := ni.Node().Name
 		for j, idx := range active {
 			pl := f.score[idx].pl
 			s, st := pl.Score(ctx, state, pod, ni)
@@ -433,7 +446,7 @@ func (f *Framework) RunScorePlugins(ctx context.Context, state *framework.CycleS
 				})
 				return
 			}
-			scores[j][i] = framework.NodeScore{Name: name, Score: s}
+			raw[j*n+i] = s
 		}
 	})
 	if firstErr != nil {
@@ -444,13 +457,23 @@ func (f *Framework) RunScorePlugins(ctx context.Context, state *framework.CycleS
 	}
 	for j, idx := range active {
 		sp := f.score[idx]
+		scores := raw[j*n : (j+1)*n]
 		if sp.ext != nil {
-			if st := sp.ext.NormalizeScore(ctx, state, pod, scores[j]); !st.IsSuccess() {
+			if cap(buf.list) < n {
+				buf.list = make(framework.NodeScoreList, n)
+			}
+			list := buf.list[:n]
+			for i := range list {
+				list[i] = framework.NodeScore{Name: nodes[i].Node().Name, Score: scores[i]}
+			}
+			if st := sp.ext.NormalizeScore(ctx, state, pod, list); !st.IsSuccess() {
 				return nil, framework.AsStatus(fmt.Errorf("running Normalize on Score plugins: plugin %q failed with: %w", sp.pl.Name(), st.AsError()))
 			}
+			for i := range list {
+				scores[i] = list[i].Score
+			}
 		}
-		for i := range nodes {
-			s := scores[j][i].Score
+		for i, s := range scores {
 			if s > framework.MaxNodeScore || s < framework.MinNodeScore {
 				return nil, framework.AsStatus(fmt.Errorf("plugin %q returns an invalid score %v, it should be in the range of [%v, %v] after normalizing",
 					sp.pl.Name(), s, framework.MinNodeScore, framework.MaxNodeScore))

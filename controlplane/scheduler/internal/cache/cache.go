@@ -292,7 +292,7 @@ func (c *Cache) AddNode(node *v1.Node) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	item := c.nodeItem(node.Name)
-	c.nodeTree.updateNode(item.info.Node(), node)
+	c.nodeTree.updateNode(node)
 	item.info.SetNode(node)
 	c.moveToHead(item)
 }
@@ -311,9 +311,7 @@ func (c *Cache) RemoveNode(node *v1.Node) error {
 	if !ok {
 		return fmt.Errorf("node %q is not in the cache", node.Name)
 	}
-	if old := item.info.Node(); old != nil {
-		c.nodeTree.removeNode(old)
-	}
+	c.nodeTree.removeNode(node)
 	item.info.RemoveNode()
 	if len(item.info.Pods) == 0 {
 		c.removeFromList(node.Name)

@@ -31,30 +31,33 @@ type nodeTree struct {
 	tree     map[string][]string
 	zones    []string
 	numNodes int
+	// zoneOf is each node's zone key.
+	zoneOf map[string]string
 }
 
 func newNodeTree() *nodeTree {
-	return &nodeTree{tree: make(map[string][]string)}
+	return &nodeTree{tree: make(map[string][]string), zoneOf: make(map[string]string)}
 }
 
 func (t *nodeTree) addNode(n *v1.Node) {
+	if _, ok := t.zoneOf[n.Name]; ok {
+		return
+	}
 	zone := zoneKey(n)
 	names, ok := t.tree[zone]
-	if ok {
-		for _, name := range names {
-			if name == n.Name {
-				return
-			}
-		}
-	} else {
+	if !ok {
 		t.zones = append(t.zones, zone)
 	}
 	t.tree[zone] = append(names, n.Name)
+	t.zoneOf[n.Name] = zone
 	t.numNodes++
 }
 
 func (t *nodeTree) removeNode(n *v1.Node) bool {
-	zone := zoneKey(n)
+	zone, ok := t.zoneOf[n.Name]
+	if !ok {
+		return false
+	}
 	names, ok := t.tree[zone]
 	if !ok {
 		return false
@@ -75,19 +78,20 @@ func (t *nodeTree) removeNode(n *v1.Node) bool {
 		} else {
 			t.tree[zone] = names
 		}
+		delete(t.zoneOf, n.Name)
 		t.numNodes--
 		return true
 	}
 	return false
 }
 
-// updateNode moves a node whose zone changed.
-func (t *nodeTree) updateNode(old, n *v1.Node) {
-	if old != nil && zoneKey(old) == zoneKey(n) {
-		return
-	}
-	if old != nil {
-		t.removeNode(old)
+// updateNode adds a node or moves it when its zone changed.
+func (t *nodeTree) updateNode(n *v1.Node) {
+	if zone, ok := t.zoneOf[n.Name]; ok {
+		if zone == zoneKey(n) {
+			return
+		}
+		t.removeNode(n)
 	}
 	t.addNode(n)
 }

@@ -63,8 +63,8 @@ type preScoreState struct {
 
 func (s *preScoreState) Clone() framework.StateData { return s }
 
-func (ba *BalancedAllocation) podRequests(pod *v1.Pod) []int64 {
-	req, _, _ := framework.ComputePodRequests(pod)
+func (ba *BalancedAllocation) podRequests(pi *framework.PodInfo) []int64 {
+	req := &pi.Requests
 	out := make([]int64, len(ba.resources))
 	for i, r := range ba.resources {
 		switch r {
@@ -84,7 +84,7 @@ func (ba *BalancedAllocation) podRequests(pod *v1.Pod) []int64 {
 // PreScore implements framework.PreScorePlugin; best-effort pods (no
 // requests) skip the Score.
 func (ba *BalancedAllocation) PreScore(_ context.Context, state *framework.CycleState, pod *v1.Pod, _ []*framework.NodeInfo) *framework.Status {
-	req := ba.podRequests(pod)
+	req := ba.podRequests(state.PodInfo(pod))
 	bestEffort := true
 	for _, r := range req {
 		if r != 0 {
@@ -112,7 +112,7 @@ func (ba *BalancedAllocation) Score(_ context.Context, state *framework.CycleSta
 		}
 		podReq = s.podRequests
 	} else {
-		podReq = ba.podRequests(pod)
+		podReq = ba.podRequests(framework.NewPodInfo(pod))
 	}
 	var withPodBuf, withoutPodBuf, allocBuf [maxResources]int64
 	withPod, withoutPod, alloc := withPodBuf[:0], withoutPodBuf[:0], allocBuf[:0]

@@ -127,7 +127,7 @@ func (pl *InterPodAffinity) PreFilter(ctx context.Context, state *framework.Cycl
 
 	s := &preFilterState{}
 	if podHasTerms {
-		s.podInfo = framework.NewPodInfo(pod)
+		s.podInfo = state.PodInfo(pod)
 		if s.podInfo.ParseErr != nil {
 			return nil, framework.NewStatus(framework.UnschedulableAndUnresolvable, fmt.Sprintf("parsing pod: %+v", s.podInfo.ParseErr))
 		}
@@ -323,18 +323,18 @@ func (pl *InterPodAffinity) Filter(_ context.Context, state *framework.CycleStat
 	}
 	if len(s.hostScopedAffinity) > 0 {
 		if !nodePodsSatisfyAffinity(s, nodeInfo) {
-			return framework.NewStatus(framework.UnschedulableAndUnresolvable, ErrReasonAffinityRulesNotMatch)
+			return pl.affinityMismatch
 		}
 	} else if len(s.clusterAffinity) > 0 {
 		if !nodeTopologyMatchesAffinity(s, nodeInfo) {
-			return framework.NewStatus(framework.UnschedulableAndUnresolvable, ErrReasonAffinityRulesNotMatch)
+			return pl.affinityMismatch
 		}
 	}
 	if nodeTopologyConflictsWithAntiAffinity(s, nodeInfo) || nodePodsConflictWithAntiAffinity(s, nodeInfo) {
-		return framework.NewStatus(framework.Unschedulable, ErrReasonAntiAffinityRulesNotMatch)
+		return pl.antiAffinityMismatch
 	}
 	if !satisfyExistingPodsAntiAffinity(s, nodeInfo) {
-		return framework.NewStatus(framework.Unschedulable, ErrReasonExistingAntiAffinityRulesNotMatch)
+		return pl.existingAntiAffinityMismatch
 	}
 	return nil
 }

@@ -52,6 +52,9 @@ type InterPodAffinity struct {
 	sharedLister framework.SharedLister
 	parallelizer framework.Parallelizer
 	nsLister     listersv1.NamespaceLister
+
+	// The Filter's rejections, built once.
+	affinityMismatch, antiAffinityMismatch, existingAntiAffinityMismatch *framework.Status
 }
 
 var (
@@ -85,7 +88,12 @@ func New(_ context.Context, args any, h framework.Handle) (framework.Plugin, err
 	if h.SnapshotSharedLister() == nil {
 		return nil, fmt.Errorf("%s needs a snapshot lister", Name)
 	}
-	pl := &InterPodAffinity{args: a, sharedLister: h.SnapshotSharedLister(), parallelizer: h.Parallelizer()}
+	pl := &InterPodAffinity{
+		args: a, sharedLister: h.SnapshotSharedLister(), parallelizer: h.Parallelizer(),
+		affinityMismatch:             framework.NewPluginStatus(Name, framework.UnschedulableAndUnresolvable, ErrReasonAffinityRulesNotMatch),
+		antiAffinityMismatch:         framework.NewPluginStatus(Name, framework.Unschedulable, ErrReasonAntiAffinityRulesNotMatch),
+		existingAntiAffinityMismatch: framework.NewPluginStatus(Name, framework.Unschedulable, ErrReasonExistingAntiAffinityRulesNotMatch),
+	}
 	if f := h.SharedInformerFactory(); f != nil {
 		inf := f.Core().V1().Namespaces()
 		inf.Informer()

@@ -102,7 +102,7 @@ func (pl *InterPodAffinity) PreScore(ctx context.Context, state *framework.Cycle
 	}
 	st := &scoringTerms{pod: pod, namespaceLabels: pl.namespaceLabels(pod.Namespace)}
 	if hasConstraints {
-		pi := framework.NewPodInfo(pod)
+		pi := state.PodInfo(pod)
 		if pi.ParseErr != nil {
 			return framework.AsStatus(fmt.Errorf("parse pod: %w", pi.ParseErr))
 		}

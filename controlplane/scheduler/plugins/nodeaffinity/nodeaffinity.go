@@ -44,6 +44,9 @@ type Args struct {
 type NodeAffinity struct {
 	addedNodeSelector   *nodeaffinity.NodeSelector
 	addedPrefSchedTerms *nodeaffinity.PreferredSchedulingTerms
+
+	// The Filter's rejections, built once.
+	podMismatch, enforcedMismatch *framework.Status
 }
 
 var (
@@ -66,7 +69,10 @@ func New(_ context.Context, args any, _ framework.Handle) (framework.Plugin, err
 	default:
 		return nil, fmt.Errorf("want args of type nodeaffinity.Args, got %T", args)
 	}
-	pl := &NodeAffinity{}
+	pl := &NodeAffinity{
+		podMismatch:      framework.NewPluginStatus(Name, framework.UnschedulableAndUnresolvable, ErrReasonPod),
+		enforcedMismatch: framework.NewPluginStatus(Name, framework.UnschedulableAndUnresolvable, ErrReasonEnforced),
+	}
 	if a.AddedAffinity != nil {
 		if ns := a.AddedAffinity.RequiredDuringSchedulingIgnoredDuringExecution; ns != nil {
 			sel, err := nodeaffinity.NewNodeSelector(ns)
@@ -144,7 +150,7 @@ func (*NodeAffinity) PreFilterExtensions() framework.PreFilterExtensions { retur
 func (pl *NodeAffinity) Filter(_ context.Context, state *framework.CycleState, pod *v1.Pod, nodeInfo *framework.NodeInfo) *framework.Status {
 	node := nodeInfo.Node()
 	if pl.addedNodeSelector != nil && !pl.addedNodeSelector.Match(node) {
-		return framework.NewStatus(framework.UnschedulableAndUnresolvable, ErrReasonEnforced)
+		return pl.enforcedMismatch
 	}
 	var required nodeaffinity.RequiredNodeAffinity
 	if d, err := state.Read(preFilterStateKey); err == nil {
@@ -157,7 +163,7 @@ func (pl *NodeAffinity) Filter(_ context.Context, state *framework.CycleState, p
 		required = nodeaffinity.GetRequiredNodeAffinity(pod)
 	}
 	if match, _ := required.Match(node); !match {
-		return framework.NewStatus(framework.UnschedulableAndUnresolvable, ErrReasonPod)
+		return pl.podMismatch
 	}
 	return nil
 }

@@ -123,8 +123,7 @@ func (s *preFilterState) Clone() framework.StateData { return s }
 
 // PreFilter implements framework.PreFilterPlugin.
 func (*Fit) PreFilter(_ context.Context, state *framework.CycleState, pod *v1.Pod, _ []*framework.NodeInfo) (*framework.PreFilterResult, *framework.Status) {
-	req, _, _ := framework.ComputePodRequests(pod)
-	state.Write(preFilterStateKey, &preFilterState{Resource: req})
+	state.Write(preFilterStateKey, &preFilterState{Resource: state.PodInfo(pod).Requests})
 	return nil, nil
 }
 
@@ -243,8 +242,8 @@ type preScoreState struct {
 
 func (s *preScoreState) Clone() framework.StateData { return s }
 
-func (f *Fit) podRequests(pod *v1.Pod) []int64 {
-	req, cpu, mem := framework.ComputePodRequests(pod)
+func (f *Fit) podRequests(pi *framework.PodInfo) []int64 {
+	req, cpu, mem := &pi.Requests, pi.NonZeroCPU, pi.NonZeroMemory
 	out := make([]int64, len(f.resources))
 	for i, r := range f.resources {
 		switch r.Name {
@@ -263,7 +262,7 @@ func (f *Fit) podRequests(pod *v1.Pod) []int64 {
 
 // PreScore implements framework.PreScorePlugin.
 func (f *Fit) PreScore(_ context.Context, state *framework.CycleState, pod *v1.Pod, _ []*framework.NodeInfo) *framework.Status {
-	state.Write(preScoreStateKey, &preScoreState{podRequests: f.podRequests(pod)})
+	state.Write(preScoreStateKey, &preScoreState{podRequests: f.podRequests(state.PodInfo(pod))})
 	return nil
 }
 
@@ -277,7 +276,7 @@ func (f *Fit) Score(_ context.Context, state *framework.CycleState, pod *v1.Pod,
 		}
 		podReq = s.podRequests
 	} else {
-		podReq = f.podRequests(pod)
+		podReq = f.podRequests(framework.NewPodInfo(pod))
 	}
 	var nodeScore, weightSum int64
 	for i, r := range f.resources {

@@ -186,11 +186,11 @@ func (pl *PodTopologySpread) Filter(_ context.Context, state *framework.CycleSta
 		c := &s.Constraints[i]
 		tpVal, ok := nodeLabels[c.TopologyKey]
 		if !ok {
-			return framework.NewStatus(framework.UnschedulableAndUnresolvable, ErrReasonNodeLabelNotMatch)
+			return pl.missingLabel
 		}
 		skew := s.TpValueToMatchNum[i][tpVal] + s.selfMatch[i] - s.minMatchNum(i, c.MinDomains)
 		if skew > int(c.MaxSkew) {
-			return framework.NewStatus(framework.Unschedulable, ErrReasonConstraintsNotMatch)
+			return pl.skewTooLarge
 		}
 	}
 	return nil

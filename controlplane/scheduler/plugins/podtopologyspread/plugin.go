@@ -83,6 +83,9 @@ type PodTopologySpread struct {
 	statefulSets     appslisters.StatefulSetLister
 
 	counts *countCaches
+
+	// The Filter's rejections, built once.
+	missingLabel, skewTooLarge *framework.Status
 }
 
 var (
@@ -118,6 +121,8 @@ func New(_ context.Context, args any, h framework.Handle) (framework.Plugin, err
 		sharedLister: h.SnapshotSharedLister(),
 		parallelizer: h.Parallelizer(),
 		counts:       newCountCaches(maxCountCaches),
+		missingLabel: framework.NewPluginStatus(Name, framework.UnschedulableAndUnresolvable, ErrReasonNodeLabelNotMatch),
+		skewTooLarge: framework.NewPluginStatus(Name, framework.Unschedulable, ErrReasonConstraintsNotMatch),
 	}
 	switch a.DefaultingType {
 	case SystemDefaulting:
