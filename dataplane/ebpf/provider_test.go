@@ -222,6 +222,33 @@ func TestProviderTraffic(t *testing.T) {
 					}
 				})
 			}
+			t.Run("RunProgram on the live maps", func(t *testing.T) {
+				pkt := TestPacket(netip.MustParseAddrPort(client.IP.String()+":33333"), netip.MustParseAddrPort("10.96.0.10:80"), ProtoTCP, 0, nil)
+				r, err := p0.RunProgram(HookFromPod, pkt, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Verdict != tcOK {
+					t.Fatalf("got verdict %d, want %d", r.Verdict, tcOK)
+				}
+				if got := netip.AddrFrom4([4]byte(r.Out[30:34])); got != remote.IP {
+					t.Errorf("DNAT to %s, want the backend %s", got, remote.IP)
+				}
+				xdp := TestPacket(netip.AddrPortFrom(testbed.ClientIP, 44444), netip.AddrPortFrom(c.Nodes[0].IP, 30080), ProtoTCP, 0, nil)
+				r, err = p0.RunProgram(HookXDP, xdp, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Remote backend: SNAT, fib lookup in the node's
+				// namespace, transmitted (or handed to TC while the
+				// neighbour is unresolved).
+				if r.Verdict != xdpTX && r.Verdict != xdpPass {
+					t.Errorf("xdp: got verdict %d, want XDP_TX or XDP_PASS", r.Verdict)
+				}
+				if got := netip.AddrFrom4([4]byte(r.Out[26:30])); got != c.Nodes[0].IP {
+					t.Errorf("xdp: source %s, want the node's %s (SNAT)", got, c.Nodes[0].IP)
+				}
+			})
 			t.Run("no endpoints refuses", func(t *testing.T) {
 				_, err := c.Request(ctx, client.NS, "tcp", netip.MustParseAddrPort("10.96.0.99:80"))
 				if !errors.Is(err, syscall.ECONNREFUSED) {
