@@ -124,7 +124,7 @@ func (b *bench) point(ctx context.Context, mode string, n int) (r Result, err er
 
 	node := b.c.Nodes[0]
 	client := node.Pods[1]
-	r.ClusterIP = b.latency(ctx, client.NS, netip.AddrPortFrom(trafficVIP, servicePort))
+	r.ClusterIP = b.latency(ctx, client.NS, netip.AddrPortFrom(trafficVIP(), servicePort))
 	r.NodePort = b.latency(ctx, b.c.Client, netip.AddrPortFrom(node.IP, trafficNodePort))
 	if r.ClusterIP.Conns == 0 || r.NodePort.Conns == 0 {
 		return r, fmt.Errorf("no connection succeeded (clusterip errors %d, nodeport errors %d)", r.ClusterIP.Errors, r.NodePort.Errors)
@@ -204,7 +204,7 @@ func (b *bench) latency(ctx context.Context, from *testbed.NetNS, dst netip.Addr
 // datapath measures the programs with BPF_PROG_TEST_RUN on the live maps.
 func (b *bench) datapath(p *ebpf.Provider, podIP netip.Addr) (*Datapath, error) {
 	d := &Datapath{}
-	vip := netip.AddrPortFrom(trafficVIP, servicePort)
+	vip := netip.AddrPortFrom(trafficVIP(), servicePort)
 	node := b.c.Nodes[0]
 	np := netip.AddrPortFrom(node.IP, trafficNodePort)
 	avgNew := func(h ebpf.Hook, src netip.Addr, dst netip.AddrPort, base int) (float64, error) {

@@ -24,11 +24,12 @@ const (
 	trafficNodePort = 30080
 )
 
-var trafficVIP = netip.MustParseAddr("10.96.0.1")
+// trafficVIP is the ClusterIP of Service 0.
+func trafficVIP() netip.Addr { return netip.AddrFrom4([4]byte{10, 96, 0, 1}) }
 
 func serviceIP(i int) netip.Addr {
 	if i == 0 {
-		return trafficVIP
+		return trafficVIP()
 	}
 	return netip.AddrFrom4([4]byte{10, 96 + byte((i+1)>>16), byte((i + 1) >> 8), byte(i + 1)})
 }
