@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,9 @@ type Options struct {
 // anything starts; it gets its client from lb at Start, when the API
 // server is serving.
 var extraComponents = []func(lb *Loopback, log *slog.Logger) component.Component{}
+
+// defaultGCPercent is the server's GOGC unless the environment sets one.
+const defaultGCPercent = 50
 
 type stringList []string
 
@@ -99,6 +103,12 @@ func Run(ctx context.Context, args []string) error {
 	log, err := newLogger(logLevel, logFormat)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" {
+		// The live heap is small (about 20 MiB with 10,000 pods); keeping
+		// half as much garbage as Go's default saves about 18 MiB of RSS
+		// for little CPU (docs/benchmarks.md). GOGC overrides it.
+		debug.SetGCPercent(defaultGCPercent)
 	}
 	return Serve(ctx, opts, log)
 }
