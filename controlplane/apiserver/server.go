@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/apimachinery/pkg/util/managedfields"
@@ -71,6 +73,12 @@ type Config struct {
 	// /metrics.
 	Metrics *prometheus.Registry
 
+	// MaxRequestsInFlight bounds the requests served at once, watches
+	// excepted (default 400, as kube-apiserver's
+	// --max-requests-inflight); beyond it requests get 429 with
+	// Retry-After.
+	MaxRequestsInFlight int
+
 	// BookmarkInterval is how often a watch that asked for bookmarks
 	// gets one (default 1 minute, as kube-apiserver). A bookmark carries
 	// the newest revision known complete: the last event sent or etcd's
@@ -93,6 +101,8 @@ type Server struct {
 	alloc     *allocator
 
 	ready atomic.Bool
+	// inflight holds a token for each request being served.
+	inflight chan struct{}
 	// stop ends every watch when the server shuts down.
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -119,6 +129,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SecurePort == 0 {
 		cfg.SecurePort = 6443
 	}
+	if cfg.MaxRequestsInFlight == 0 {
+		cfg.MaxRequestsInFlight = 400
+	}
 	if cfg.BookmarkInterval == 0 {
 		cfg.BookmarkInterval = time.Minute
 	}
@@ -130,6 +143,8 @@ func New(cfg Config) (*Server, error) {
 		log:   cfg.Log.With("component", "apiserver"),
 		store: cfg.Store,
 		stop:  make(chan struct{}),
+
+		inflight: make(chan struct{}, cfg.MaxRequestsInFlight),
 	}
 	var err error
 	if s.metrics, err = newMetrics(cfg.Metrics); err != nil {
@@ -176,7 +191,7 @@ func (s *Server) routes() *gin.Engine {
 	e.RedirectFixedPath = false
 	e.HandleMethodNotAllowed = false
 	e.UseRawPath = true
-	e.Use(s.recoverer(), s.authenticate())
+	e.Use(s.recoverer(), s.authenticate(), s.limitInFlight())
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/livez", s.healthz)
@@ -230,6 +245,28 @@ func (s *Server) authenticate() gin.HandlerFunc {
 			return
 		}
 		c.Next()
+	}
+}
+
+// limitInFlight answers 429 when MaxRequestsInFlight requests are being
+// served. Watches, which last, and health checks are not counted.
+func (s *Server) limitInFlight() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		q := c.Request.URL.Query()
+		if publicPaths[c.Request.URL.Path] || q.Get("watch") == "1" || q.Get("watch") == "true" ||
+			strings.Contains(c.Request.URL.Path, "/watch/") {
+			c.Next()
+			return
+		}
+		select {
+		case s.inflight <- struct{}{}:
+			defer func() { <-s.inflight }()
+			c.Next()
+		default:
+			c.Header("Retry-After", "1")
+			writeError(c, apierrors.NewTooManyRequests("too many requests, please try again later", 1))
+			c.Abort()
+		}
 	}
 }
 

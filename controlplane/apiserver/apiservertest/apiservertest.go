@@ -215,7 +215,7 @@ func (s *Server) start(addr string) error {
 		return err
 	}
 	s.api = api
-	s.http = &http.Server{Handler: api.Handler(), TLSConfig: pki.ServerTLSConfig(), ReadHeaderTimeout: 10 * time.Second,
+	s.http = &http.Server{Handler: api.Handler(), TLSConfig: pki.ServerTLSConfig(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(s.opts.log.Handler(), slog.LevelDebug)}
 	s.served = make(chan struct{})
 	go func(srv *http.Server, done chan struct{}) {

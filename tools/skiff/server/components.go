@@ -220,7 +220,7 @@ func (a *apiComponent) Start(ctx context.Context) error {
 	if a.opts.CompactInterval > 0 {
 		go storage.NewCompactor(a.etcd.client, a.opts.CompactInterval, a.log).Run(ctx)
 	}
-	a.http = &http.Server{Handler: api.Handler(), TLSConfig: pki.ServerTLSConfig(), ReadHeaderTimeout: 30 * time.Second,
+	a.http = &http.Server{Handler: api.Handler(), TLSConfig: pki.ServerTLSConfig(), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
 	a.served = make(chan struct{})
 	go func() {
