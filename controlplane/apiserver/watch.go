@@ -160,6 +160,13 @@ func (w *watchStream) bookmark(rev int64, initialEnd bool) error {
 		m.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
 	}
 	obj.GetObjectKind().SetGroupVersionKind(w.req.r.GroupVersionKind())
+	if w.accept == acceptPartialMetadata || w.accept == acceptPartialMetadataList {
+		data, err := json.Marshal(partialMetadata(obj))
+		if err != nil {
+			return err
+		}
+		return w.sendRaw(watch.Bookmark, data)
+	}
 	if w.accept == acceptTable {
 		data, err := json.Marshal(&metav1.Table{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "Table"},
 			ListMeta: metav1.ListMeta{ResourceVersion: m.GetResourceVersion()}})

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/skiff-project/skiff/controlplane/apiserver/apiservertest"
@@ -335,5 +337,55 @@ func TestGoneAfterCompaction(t *testing.T) {
 	// A list that is not too old still works.
 	if _, err := cms.List(ctx, metav1.ListOptions{}); err != nil {
 		t.Errorf("list after compaction: %v", err)
+	}
+}
+
+// TestMetadataInformer runs a metadata-only informer (as the garbage
+// collector does): lists and watches of PartialObjectMetadata.
+func TestMetadataInformer(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.WithBookmarkInterval(time.Second))
+	ctx := testCtx(t)
+	mc := metadata.NewForConfigOrDie(srv.RESTConfig())
+	gvr := corev1.SchemeGroupVersion.WithResource("configmaps")
+	factory := metadatainformer.NewSharedInformerFactory(mc, 0)
+	inf := factory.ForResource(gvr).Informer()
+	stop := make(chan struct{})
+	defer close(stop)
+	factory.Start(stop)
+	if !cache.WaitForCacheSync(stop, inf.HasSynced) {
+		t.Fatal("metadata informer did not sync")
+	}
+	cm, err := srv.Client().CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "meta",
+		Labels: map[string]string{"a": "b"}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		o, ok, _ := inf.GetStore().GetByKey("default/meta")
+		if ok {
+			pm := o.(*metav1.PartialObjectMetadata)
+			if pm.ResourceVersion != cm.ResourceVersion || pm.Labels["a"] != "b" {
+				t.Fatalf("metadata informer: got rv %s labels %v, want rv %s a=b", pm.ResourceVersion, pm.Labels, cm.ResourceVersion)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("metadata informer never saw the configmap")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Bookmarks on a metadata watch decode as PartialObjectMetadata.
+	list, err := mc.Resource(gvr).Namespace("default").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := mc.Resource(gvr).Namespace("default").Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion, AllowWatchBookmarks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if ev := nextEvent(t, w); ev.Type != watch.Bookmark {
+		t.Fatalf("metadata watch: got %s %v, want a BOOKMARK", ev.Type, ev.Object)
 	}
 }
