@@ -7,9 +7,15 @@
 // Tables are deterministic: the hash functions are fixed (no seed) and the
 // result does not depend on the order of the input, so every node builds
 // the same table for the same backend set.
+//
+// Cost: each backend's id is hashed once per build (its permutation's
+// offset and skip); the fill loop is then integer arithmetic over an
+// occupancy bitmap (M/8 bytes, cache resident for the usual sizes) with
+// no allocation per slot. A Builder keeps its buffers between builds.
 package maglev
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -36,6 +42,9 @@ func Sizes() []uint64 {
 // least: with more than 100 slots each, every backend's share is within 1%
 // of the ideal.
 const MinSlotsPerBackend = 100
+
+// MaxSize is the largest table size a Builder accepts.
+const MaxSize = 1<<31 - 1
 
 // SizeFor returns the smallest listed prime above MinSlotsPerBackend times
 // n, or the largest listed prime when n is larger than that allows.
@@ -74,16 +83,69 @@ func Table(backends []string, m uint64) ([]int, error) {
 // of a turn per round, so its share of the slots is close to w/sum(w).
 // Nil weights mean equal weights; a zero weight gives a backend no slots.
 func TableWeighted(backends []string, weights []uint32, m uint64) ([]int, error) {
+	if err := check(backends, weights, m); err != nil {
+		return nil, err
+	}
+	values := make([]uint32, len(backends))
+	for i := range values {
+		values[i] = uint32(i)
+	}
+	var b Builder
+	dst := make([]uint32, m)
+	ok, err := b.fill(dst, backends, values, weights)
+	if err != nil || !ok {
+		return nil, err
+	}
+	table := make([]int, m)
+	for s, v := range dst {
+		table[s] = int(v)
+	}
+	return table, nil
+}
+
+func check(backends []string, weights []uint32, m uint64) error {
 	if weights != nil && len(weights) != len(backends) {
-		return nil, fmt.Errorf("maglev: %d weights for %d backends", len(weights), len(backends))
+		return fmt.Errorf("maglev: %d weights for %d backends", len(weights), len(backends))
 	}
-	if m < 2 || uint64(len(backends)) > m {
-		return nil, fmt.Errorf("maglev: table size %d for %d backends", m, len(backends))
+	if m < 2 || m > MaxSize || uint64(len(backends)) > m {
+		return fmt.Errorf("maglev: table size %d for %d backends", m, len(backends))
 	}
+	return nil
+}
+
+// Builder builds Maglev tables and keeps its working buffers between
+// builds, so that rebuilding a table allocates nothing once the buffers
+// have grown. The zero Builder is ready to use; it is not safe for
+// concurrent use.
+type Builder struct {
+	order  []int32  // backend indices with a weight, in id order
+	pos    []uint32 // each backend's current permutation entry
+	skip   []uint32 // its step
+	credit []uint64 // weighted turns
+	used   []uint64 // occupancy bitmap of the table
+}
+
+// Fill writes the table for backends into dst, whose length is the table
+// size M (prime, at least the number of backends): slot s gets values[i]
+// for the backend i that owns it. ids, values and (unless nil) weights are
+// parallel. The result is the same as Table's, mapped through values. It
+// returns false, leaving dst alone, when no backend has a weight.
+func (b *Builder) Fill(dst []uint32, ids []string, values []uint32, weights []uint32) (bool, error) {
+	if len(values) != len(ids) {
+		return false, fmt.Errorf("maglev: %d values for %d backends", len(values), len(ids))
+	}
+	if err := check(ids, weights, uint64(len(dst))); err != nil {
+		return false, err
+	}
+	return b.fill(dst, ids, values, weights)
+}
+
+func (b *Builder) fill(dst []uint32, ids []string, values []uint32, weights []uint32) (bool, error) {
+	m := uint32(len(dst))
 	// Visit backends in id order so the table does not depend on input order.
-	order := make([]int, 0, len(backends))
+	b.order = b.order[:0]
 	var maxW uint32
-	for i := range backends {
+	for i := range ids {
 		w := uint32(1)
 		if weights != nil {
 			w = weights[i]
@@ -92,65 +154,121 @@ func TableWeighted(backends []string, weights []uint32, m uint64) ([]int, error)
 			continue
 		}
 		maxW = max(maxW, w)
-		order = append(order, i)
+		b.order = append(b.order, int32(i))
 	}
-	if len(order) == 0 {
-		return nil, nil
+	if len(b.order) == 0 {
+		return false, nil
 	}
-	slices.SortFunc(order, func(a, b int) int {
-		switch {
-		case backends[a] < backends[b]:
-			return -1
-		case backends[a] > backends[b]:
-			return 1
-		}
-		return 0
-	})
-	for k := 1; k < len(order); k++ {
-		if backends[order[k]] == backends[order[k-1]] {
-			return nil, fmt.Errorf("maglev: %w %q", ErrDuplicate, backends[order[k]])
+	slices.SortFunc(b.order, func(x, y int32) int { return cmp.Compare(ids[x], ids[y]) })
+	for k := 1; k < len(b.order); k++ {
+		if ids[b.order[k]] == ids[b.order[k-1]] {
+			return false, fmt.Errorf("maglev: %w %q", ErrDuplicate, ids[b.order[k]])
 		}
 	}
 
-	n := len(order)
-	pos := make([]uint64, n)  // current permutation entry of each backend
-	skip := make([]uint64, n) // its step
-	credit := make([]uint64, n)
-	for k, i := range order {
-		pos[k], skip[k] = hashes(backends[i], m)
+	n := len(b.order)
+	b.pos = grow(b.pos, n)
+	b.skip = grow(b.skip, n)
+	for k, i := range b.order {
+		off, skip := hashes(ids[i], uint64(m))
+		b.pos[k], b.skip[k] = uint32(off), uint32(skip)
 	}
-	table := make([]int, m)
-	for s := range table {
-		table[s] = -1
+	b.used = grow(b.used, int(m+63)/64)
+	clear(b.used)
+	if weights == nil || allEqual(weights) {
+		b.fillEqual(dst, values)
+		return true, nil
 	}
-	filled := uint64(0)
+	b.credit = grow(b.credit, n)
+	clear(b.credit)
+	b.fillWeighted(dst, values, weights, maxW)
+	return true, nil
+}
+
+// fillEqual is the fill loop with equal weights: backends take turns in
+// id order; each takes the next free slot of its permutation.
+func (b *Builder) fillEqual(dst, values []uint32) {
+	m := uint32(len(dst))
+	used, order, pos, skip := b.used, b.order, b.pos[:len(b.order)], b.skip[:len(b.order)]
+	filled := uint32(0)
 	for {
 		for k, i := range order {
-			if weights != nil {
-				// Accumulate weight; take a turn per full maxW.
-				credit[k] += uint64(weights[i])
-				if credit[k] < uint64(maxW) {
-					continue
-				}
-				credit[k] -= uint64(maxW)
-			}
-			c := pos[k]
-			for table[c] >= 0 {
-				c += skip[k]
+			c, s := pos[k], skip[k]
+			for used[c>>6]&(1<<(c&63)) != 0 {
+				c += s
 				if c >= m {
 					c -= m
 				}
 			}
-			table[c] = i
-			c += skip[k]
+			used[c>>6] |= 1 << (c & 63)
+			dst[c] = values[i]
+			c += s
 			if c >= m {
 				c -= m
 			}
 			pos[k] = c
 			filled++
 			if filled == m {
-				return table, nil
+				return
 			}
 		}
 	}
+}
+
+// fillWeighted is the fill loop with weights: a backend accumulates its
+// weight per round and takes a turn per full maxW.
+func (b *Builder) fillWeighted(dst, values, weights []uint32, maxW uint32) {
+	m := uint32(len(dst))
+	used, order, pos, skip, credit := b.used, b.order, b.pos, b.skip, b.credit
+	filled := uint32(0)
+	for {
+		for k, i := range order {
+			credit[k] += uint64(weights[i])
+			if credit[k] < uint64(maxW) {
+				continue
+			}
+			credit[k] -= uint64(maxW)
+			c, s := pos[k], skip[k]
+			for used[c>>6]&(1<<(c&63)) != 0 {
+				c += s
+				if c >= m {
+					c -= m
+				}
+			}
+			used[c>>6] |= 1 << (c & 63)
+			dst[c] = values[i]
+			c += s
+			if c >= m {
+				c -= m
+			}
+			pos[k] = c
+			filled++
+			if filled == m {
+				return
+			}
+		}
+	}
+}
+
+// allEqual reports whether every non-zero weight is the same: such a fill
+// takes a turn per backend per round, as the unweighted one does.
+func allEqual(weights []uint32) bool {
+	var w uint32
+	for _, x := range weights {
+		if x == 0 {
+			continue
+		}
+		if w != 0 && x != w {
+			return false
+		}
+		w = x
+	}
+	return true
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }

@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -182,6 +183,133 @@ func TestErrors(t *testing.T) {
 	}
 }
 
+// referenceTable is the straightforward form of the algorithm (the
+// package's first implementation): a table of ints, -1 for free slots,
+// every backend hashed in the loop's order. Builder must give the same
+// tables.
+func referenceTable(backends []string, weights []uint32, m uint64) []int {
+	order := make([]int, 0, len(backends))
+	var maxW uint32
+	for i := range backends {
+		w := uint32(1)
+		if weights != nil {
+			w = weights[i]
+		}
+		if w == 0 {
+			continue
+		}
+		maxW = max(maxW, w)
+		order = append(order, i)
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(backends[a], backends[b]) })
+	n := len(order)
+	pos, skip, credit := make([]uint64, n), make([]uint64, n), make([]uint64, n)
+	for k, i := range order {
+		pos[k], skip[k] = hashes(backends[i], m)
+	}
+	table := make([]int, m)
+	for s := range table {
+		table[s] = -1
+	}
+	filled := uint64(0)
+	for {
+		for k, i := range order {
+			if weights != nil {
+				credit[k] += uint64(weights[i])
+				if credit[k] < uint64(maxW) {
+					continue
+				}
+				credit[k] -= uint64(maxW)
+			}
+			c := pos[k]
+			for table[c] >= 0 {
+				c = (c + skip[k]) % m
+			}
+			table[c] = i
+			pos[k] = (c + skip[k]) % m
+			filled++
+			if filled == m {
+				return table
+			}
+		}
+	}
+}
+
+// TestSameAsReference checks the optimised fill against the reference
+// for several sizes, backend counts and weights, through Table and
+// through one reused Builder (buffers left from a larger build must not
+// leak into a smaller one).
+func TestSameAsReference(t *testing.T) {
+	var bld Builder
+	tests := []struct {
+		n       int
+		m       uint64
+		weights func(i int) uint32
+	}{
+		{1, 251, nil},
+		{3, 16381, nil},
+		{3, 251, nil},
+		{100, 16381, nil},
+		{1000, 131071, nil},
+		{7, 1021, func(i int) uint32 { return uint32(i % 3) }},
+		{50, 8191, func(i int) uint32 { return uint32(1 + i%4) }},
+		{10, 2039, func(int) uint32 { return 5 }},
+		{2, 251, nil},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("n=%d/m=%d/weighted=%t", tt.n, tt.m, tt.weights != nil), func(t *testing.T) {
+			ids := backendIDs(tt.n)
+			var weights []uint32
+			if tt.weights != nil {
+				weights = make([]uint32, tt.n)
+				for i := range weights {
+					weights[i] = tt.weights(i)
+				}
+			}
+			want := referenceTable(ids, weights, tt.m)
+			got, err := TableWeighted(ids, weights, tt.m)
+			if err != nil {
+				t.Fatalf("TableWeighted: %v", err)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("TableWeighted: got a table that differs from the reference")
+			}
+			values := make([]uint32, tt.n)
+			for i := range values {
+				values[i] = uint32(1000 + i)
+			}
+			dst := make([]uint32, tt.m)
+			ok, err := bld.Fill(dst, ids, values, weights)
+			if err != nil || !ok {
+				t.Fatalf("Fill: got %v, %v, want true, nil", ok, err)
+			}
+			for s := range dst {
+				if dst[s] != values[want[s]] {
+					t.Fatalf("Fill: slot %d: got %d, want %d", s, dst[s], values[want[s]])
+				}
+			}
+		})
+	}
+}
+
+// TestGolden pins a few slots of fixed inputs, so that a change to the
+// hash or the fill order (which would make nodes of different versions
+// disagree) cannot pass unnoticed.
+func TestGolden(t *testing.T) {
+	table, err := Table([]string{"10.244.0.10:8080/6", "10.244.1.10:8080/6", "10.244.1.11:8080/6"}, 251)
+	if err != nil {
+		t.Fatalf("Table: %v", err)
+	}
+	got := fmt.Sprint(table[:24])
+	const want = "[2 1 1 1 0 0 1 0 1 2 2 2 1 1 0 1 0 1 2 2 2 2 2 0]" // from the first implementation
+	if got != want {
+		t.Errorf("got first slots %s, want %s", got, want)
+	}
+}
+
 func BenchmarkTable(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		ids := backendIDs(n)
@@ -189,6 +317,28 @@ func BenchmarkTable(b *testing.B) {
 		b.Run(fmt.Sprintf("backends=%d/m=%d", n, m), func(b *testing.B) {
 			for b.Loop() {
 				if _, err := Table(ids, m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFill is a rebuild with a reused Builder, as the eBPF
+// reconciler does: three backends in the default 16,381-slot table (a
+// NodePort Service of the load balancer benchmark), and larger sets.
+func BenchmarkFill(b *testing.B) {
+	for _, tt := range []struct {
+		n int
+		m uint64
+	}{{3, 16381}, {100, 16381}, {1000, 131071}} {
+		ids := backendIDs(tt.n)
+		values := make([]uint32, tt.n)
+		dst := make([]uint32, tt.m)
+		var bld Builder
+		b.Run(fmt.Sprintf("backends=%d/m=%d", tt.n, tt.m), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := bld.Fill(dst, ids, values, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
