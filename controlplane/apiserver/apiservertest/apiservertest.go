@@ -50,7 +50,9 @@ type options struct {
 }
 
 // WithSharedEtcd makes the new server use other's etcd instead of starting
-// its own (other must outlive it; stop the servers in reverse order).
+// its own (other must outlive it; stop the servers in reverse order). When
+// other restarts, its etcd comes back on the same URL if the port is still
+// free, and this server's client reconnects.
 func WithSharedEtcd(other *Server) Option { return func(o *options) { o.shared = other } }
 
 // WithServiceCIDR sets the Service ClusterIP range (default 10.96.0.0/12).
@@ -139,9 +141,18 @@ func (s *Server) start(addr string) error {
 	if s.opts.shared != nil {
 		s.etcdURL = s.opts.shared.EtcdURL()
 	} else {
-		e, err := storage.StartEmbedded(ctx, storage.EmbeddedConfig{
-			DataDir: s.dataDir, ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0", UnsafeNoFsync: true,
-		}, s.opts.log)
+		// A restart keeps etcd's client URL when the port is still free,
+		// so servers sharing this etcd reconnect to it.
+		clientURL := "http://127.0.0.1:0"
+		if s.etcdURL != "" {
+			clientURL = s.etcdURL
+		}
+		cfg := storage.EmbeddedConfig{DataDir: s.dataDir, ClientURL: clientURL, PeerURL: "http://127.0.0.1:0", UnsafeNoFsync: true}
+		e, err := storage.StartEmbedded(ctx, cfg, s.opts.log)
+		if err != nil && clientURL != "http://127.0.0.1:0" {
+			cfg.ClientURL = "http://127.0.0.1:0"
+			e, err = storage.StartEmbedded(ctx, cfg, s.opts.log)
+		}
 		if err != nil {
 			return err
 		}

@@ -40,3 +40,32 @@ func TestStartServesDefaultNamespacesAndRestartKeepsObjects(t *testing.T) {
 		t.Fatalf("after restart: got rv %s uid %s data %v, want rv %s uid %s data k=v", after.ResourceVersion, after.UID, after.Data, cm.ResourceVersion, cm.UID)
 	}
 }
+
+func TestSharedEtcdSurvivesTheOwnersRestart(t *testing.T) {
+	first := Start(t)
+	second := Start(t, WithSharedEtcd(first))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := second.Client().CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "shared"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create through the second server: %v", err)
+	}
+	if _, err := first.Client().CoreV1().ConfigMaps("default").Get(ctx, "shared", metav1.GetOptions{}); err != nil {
+		t.Fatalf("get through the first server: %v", err)
+	}
+	url := first.EtcdURL()
+	first.Restart(t)
+	if first.EtcdURL() != url {
+		t.Fatalf("etcd URL after restart: got %s, want %s", first.EtcdURL(), url)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := second.Client().CoreV1().ConfigMaps("default").Get(ctx, "shared", metav1.GetOptions{})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("second server after the owner's restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
