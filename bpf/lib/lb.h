@@ -48,7 +48,7 @@ static __always_inline __u32 lb_maglev(__u32 id, __u32 hash)
 	__u32 *be;
 	void *table;
 
-	table = bpf_map_lookup_elem(&skf_mglv_v1, &id);
+	table = bpf_map_lookup_elem(&skf_mglv_v2, &id);
 	if (!table)
 		return 0;
 	be = bpf_map_lookup_elem(table, &idx);

@@ -237,12 +237,16 @@ struct {
 
 /* Maglev lookup tables, one inner array per backend set that has external
  * frontends; the inner size is the Maglev table size M (a prime) and is the
- * same for every inner map (set by the loader). */
+ * same for every inner map (set by the loader). Inner maps are
+ * memory-mappable: userspace rewrites the entries that moved when a backend
+ * comes or goes with one aligned 32-bit store each (atomic to a reader),
+ * instead of a batch of map updates (v2; v1 had plain inner arrays). */
 struct maglev_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 16381);
 	__type(key, __u32);
 	__type(value, __u32);
+	__uint(map_flags, BPF_F_MMAPABLE);
 };
 
 struct {
@@ -251,6 +255,6 @@ struct {
 	__type(key, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__array(values, struct maglev_inner);
-} skf_mglv_v1 SEC(".maps");
+} skf_mglv_v2 SEC(".maps");
 
 #endif /* SKIFF_MAPS_H */

@@ -8,7 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -158,9 +159,17 @@ type Bpf struct {
 }
 
 type installedTable struct {
-	m       *ebpf.Map
-	content []uint32
+	m   *ebpf.Map
+	mem []byte // the inner map's memory mapping
+	// entries is mem as 32-bit words: entry i of the table is
+	// entries[i*arrayStride] (the kernel rounds array elements up to 8
+	// bytes; the value is the element's first 4 bytes).
+	entries []uint32
 }
+
+// arrayStride is the distance in 32-bit words between the elements of a
+// BPF array map with 4-byte values (elements are 8-byte aligned).
+const arrayStride = 2
 
 var _ Maps = (*Bpf)(nil)
 
@@ -239,50 +248,67 @@ func (b *Bpf) SetMaglev(id uint32, table []uint32) error {
 		return fmt.Errorf("%s: table of %d entries, inner maps hold %d", MapMaglev, len(table), b.inner.MaxEntries)
 	}
 	// A table this process installed: Maglev moves few entries when a
-	// backend comes or goes, so write only those (each entry is replaced
-	// atomically; every backend named during the change is valid).
+	// backend comes or goes, so rewrite only those, in place through the
+	// inner map's memory mapping. Each entry is one aligned 32-bit store,
+	// which a program reading it sees whole; every backend named during
+	// the change is valid, so any mix of old and new entries is a valid
+	// table.
 	if cur := b.tables[id]; cur != nil {
-		var keys, vals []uint32
 		for i, v := range table {
-			if cur.content[i] != v {
-				keys = append(keys, uint32(i))
-				vals = append(vals, v)
+			if e := &cur.entries[i*arrayStride]; *e != v {
+				atomic.StoreUint32(e, v)
 			}
 		}
-		if len(keys) > 0 {
-			if _, err := cur.m.BatchUpdate(keys, vals, nil); err != nil {
-				return fmt.Errorf("%s inner: %w", MapMaglev, err)
-			}
-		}
-		copy(cur.content, table)
 		return nil
 	}
 	// Otherwise a new inner map, filled, then swapped in atomically.
-	inner, err := ebpf.NewMap(b.inner)
+	t, err := newInstalledTable(b.inner)
 	if err != nil {
-		return wrapUpdate(MapMaglev+" inner", err)
+		return err
 	}
-	keys := make([]uint32, len(table))
-	for i := range keys {
-		keys[i] = uint32(i)
+	for i, v := range table { // not visible to any program yet
+		t.entries[i*arrayStride] = v
 	}
-	if _, err := inner.BatchUpdate(keys, table, nil); err != nil {
-		inner.Close()
-		return fmt.Errorf("%s inner: %w", MapMaglev, err)
-	}
-	if err := b.maglev.Put(id, inner); err != nil {
-		inner.Close()
+	if err := b.maglev.Put(id, t.m); err != nil {
+		t.close()
 		return wrapUpdate(MapMaglev, err)
 	}
-	b.tables[id] = &installedTable{m: inner, content: slices.Clone(table)}
+	if old := b.tables[id]; old != nil {
+		old.close()
+	}
+	b.tables[id] = t
 	return nil
+}
+
+// newInstalledTable creates an inner Maglev map and maps its memory.
+func newInstalledTable(spec *ebpf.MapSpec) (*installedTable, error) {
+	m, err := ebpf.NewMap(spec)
+	if err != nil {
+		return nil, wrapUpdate(MapMaglev+" inner", err)
+	}
+	page := os.Getpagesize()
+	n := int(spec.MaxEntries) * arrayStride
+	size := (n*4 + page - 1) / page * page
+	mem, err := unix.Mmap(m.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("%s inner: mmap: %w", MapMaglev, err)
+	}
+	entries := unsafe.Slice((*uint32)(unsafe.Pointer(&mem[0])), n)
+	return &installedTable{m: m, mem: mem, entries: entries}, nil
+}
+
+func (t *installedTable) close() {
+	t.entries = nil
+	unix.Munmap(t.mem)
+	t.m.Close()
 }
 
 // close releases the handles of installed Maglev tables (the outer map
 // keeps the tables themselves).
 func (b *Bpf) close() {
 	for id, t := range b.tables {
-		t.m.Close()
+		t.close()
 		delete(b.tables, id)
 	}
 }
@@ -290,7 +316,7 @@ func (b *Bpf) close() {
 func (b *Bpf) DeleteMaglev(ids []uint32) error {
 	for _, id := range ids {
 		if t := b.tables[id]; t != nil {
-			t.m.Close()
+			t.close()
 			delete(b.tables, id)
 		}
 		if err := b.maglev.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {

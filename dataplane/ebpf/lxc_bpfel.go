@@ -114,7 +114,7 @@ const (
 	lxcMapSkfBeV1       = "skf_be_v1"
 	lxcMapSkfBecntV1    = "skf_becnt_v1"
 	lxcMapSkfCtV1       = "skf_ct_v1"
-	lxcMapSkfMglvV1     = "skf_mglv_v1"
+	lxcMapSkfMglvV2     = "skf_mglv_v2"
 	lxcMapSkfNetnsV1    = "skf_netns_v1"
 	lxcMapSkfSkV1       = "skf_sk_v1"
 	lxcMapSkfSlotV1     = "skf_slot_v1"
@@ -182,7 +182,7 @@ type lxcMapSpecs struct {
 	SkfBeV1     *ebpf.MapSpec `ebpf:"skf_be_v1"`
 	SkfBecntV1  *ebpf.MapSpec `ebpf:"skf_becnt_v1"`
 	SkfCtV1     *ebpf.MapSpec `ebpf:"skf_ct_v1"`
-	SkfMglvV1   *ebpf.MapSpec `ebpf:"skf_mglv_v1"`
+	SkfMglvV2   *ebpf.MapSpec `ebpf:"skf_mglv_v2"`
 	SkfNetnsV1  *ebpf.MapSpec `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.MapSpec `ebpf:"skf_sk_v1"`
 	SkfSlotV1   *ebpf.MapSpec `ebpf:"skf_slot_v1"`
@@ -224,7 +224,7 @@ type lxcMaps struct {
 	SkfBeV1     *ebpf.Map `ebpf:"skf_be_v1"`
 	SkfBecntV1  *ebpf.Map `ebpf:"skf_becnt_v1"`
 	SkfCtV1     *ebpf.Map `ebpf:"skf_ct_v1"`
-	SkfMglvV1   *ebpf.Map `ebpf:"skf_mglv_v1"`
+	SkfMglvV2   *ebpf.Map `ebpf:"skf_mglv_v2"`
 	SkfNetnsV1  *ebpf.Map `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.Map `ebpf:"skf_sk_v1"`
 	SkfSlotV1   *ebpf.Map `ebpf:"skf_slot_v1"`
@@ -238,7 +238,7 @@ func (m *lxcMaps) Close() error {
 		m.SkfBeV1,
 		m.SkfBecntV1,
 		m.SkfCtV1,
-		m.SkfMglvV1,
+		m.SkfMglvV2,
 		m.SkfNetnsV1,
 		m.SkfSkV1,
 		m.SkfSlotV1,

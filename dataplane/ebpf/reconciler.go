@@ -38,6 +38,11 @@ type reconciler struct {
 	// needFull is set at start and after an error: the next sync reads
 	// the maps back and diffs every ServicePort.
 	needFull bool
+
+	// maglev and maglevNames are reused by every table build.
+	maglev      maglev.Builder
+	maglevNames []string
+
 	// claimable maps frontends found in the maps to their set ids, during
 	// the full diff after adopt: a ServicePort takes over the sets its
 	// frontends point at, so their slots and conntrack stay as they are.
@@ -98,6 +103,7 @@ type beState struct {
 	id   uint32
 	val  Backend
 	refs int
+	name string // maglevName, once needed
 }
 
 func newReconciler(m Maps, node dataplane.NodeConfig, sizes MapSizes, maglevSize uint64, log *slog.Logger) *reconciler {
@@ -465,22 +471,27 @@ func (r *reconciler) planSet(p *plan, id uint32, eps []dataplane.Endpoint, proto
 // Maglev input names backends by address, so every node builds the same
 // table for the same endpoints whatever ids it gave them.
 func (r *reconciler) maglevTable(slots []uint32) ([]uint32, error) {
-	names := make([]string, len(slots))
-	for i, id := range slots {
-		names[i] = r.byID.get(id).key().String()
+	names := r.maglevNames[:0]
+	for _, id := range slots {
+		names = append(names, r.byID.get(id).maglevName())
 	}
+	r.maglevNames = names[:0]
 	if n := uint64(len(slots)) * maglev.MinSlotsPerBackend; n >= r.maglevSize {
 		r.log.Warn("maglev table small for backend count", "backends", len(slots), "table", r.maglevSize)
 	}
-	idx, err := maglev.Table(names, r.maglevSize)
-	if err != nil {
+	table := make([]uint32, r.maglevSize)
+	if _, err := r.maglev.Fill(table, names, slots, nil); err != nil {
 		return nil, fmt.Errorf("maglev table: %w", err)
 	}
-	out := make([]uint32, len(idx))
-	for i, j := range idx {
-		out[i] = slots[j]
+	return table, nil
+}
+
+// maglevName is the backend's Maglev id, "addr:port/proto", built once.
+func (b *beState) maglevName() string {
+	if b.name == "" {
+		b.name = b.key().String()
 	}
-	return out, nil
+	return b.name
 }
 
 func (b *beState) key() beKey {
