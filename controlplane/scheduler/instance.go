@@ -26,6 +26,10 @@ import (
 // that does not serve one of them does not stop scheduling.
 const cacheSyncTimeout = 30 * time.Second
 
+// eventFlushGrace is how long events recorded before the scheduler stopped
+// may still be written.
+const eventFlushGrace = 5 * time.Second
+
 // instance is the state of one Run: informers, cache, queue and plugins.
 type instance struct {
 	s         *Scheduler
@@ -113,6 +117,9 @@ func (inst *instance) run(ctx context.Context, synced chan<- error) error {
 	s := inst.s
 	ctx, cancel := context.WithCancel(ctx)
 	var bg sync.WaitGroup
+	// Events get a few seconds after scheduling stops to reach the API,
+	// so that the last ones are not cut off mid-request.
+	evCtx, evCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		cancel()
 		inst.queue.Close()
@@ -122,10 +129,11 @@ func (inst *instance) run(ctx context.Context, synced chan<- error) error {
 		if inst.broadcaster != nil {
 			inst.broadcaster.Shutdown()
 		}
+		time.AfterFunc(eventFlushGrace, evCancel)
 		s.metrics.current.CompareAndSwap(inst, nil)
 	}()
 	if inst.broadcaster != nil {
-		inst.broadcaster.StartRecordingToSink(ctx.Done())
+		inst.broadcaster.StartRecordingToSink(evCtx.Done())
 	}
 
 	inst.factory.Start(ctx.Done())

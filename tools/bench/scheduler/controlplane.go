@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/client-go/rest"
 
@@ -32,11 +33,14 @@ type controlPlane struct {
 	served chan struct{}
 	cancel context.CancelFunc
 	cfg    *rest.Config
+	// metrics is the API server's registry, read for the request
+	// breakdown.
+	metrics *prometheus.Registry
 }
 
 func startControlPlane(ctx context.Context, dir string, noFsync bool, log *slog.Logger) (_ *controlPlane, err error) {
 	ctx, cancel := context.WithCancel(ctx)
-	cp := &controlPlane{log: log, cancel: cancel}
+	cp := &controlPlane{log: log, cancel: cancel, metrics: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
 			cp.stop()
@@ -78,6 +82,7 @@ func startControlPlane(ctx context.Context, dir string, noFsync bool, log *slog.
 		OpenAPI:       spec,
 		PublicAddress: addr.IP,
 		SecurePort:    addr.Port,
+		Metrics:       cp.metrics,
 	})
 	if err != nil {
 		ln.Close()

@@ -47,6 +47,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	toolswatch "k8s.io/client-go/tools/watch"
+	"k8s.io/klog/v2"
 
 	sched "github.com/skiff-project/skiff/controlplane/scheduler"
 )
@@ -66,6 +67,7 @@ type Config struct {
 	Timeout           time.Duration
 	JSON              string
 	CPUProfile        string
+	MemProfile        string
 	Log               *slog.Logger
 }
 
@@ -94,10 +96,86 @@ type WorkloadResult struct {
 	// CreateRate is how fast the load generator created the pods.
 	CreateRate   float64            `json:"create_rate_pods_per_s"`
 	PeakRSSBytes int64              `json:"peak_rss_bytes"`
+	// Memory is the process's memory at the end of the measured phase.
+	Memory Memory `json:"memory_at_end"`
 	Attempts     map[string]float64 `json:"schedule_attempts"`
 	TargetPerSec float64            `json:"target_pods_per_s"`
 	Pass         bool               `json:"meets_target"`
 	SetupSeconds float64            `json:"setup_s"`
+	// APICalls are the API server's requests and etcd operations during
+	// the measured phase, with their mean latency.
+	APICalls []APICall `json:"api_calls"`
+}
+
+// Memory breaks down the process's memory.
+type Memory struct {
+	RSSAnonBytes  int64  `json:"rss_anon_bytes"`
+	RSSFileBytes  int64  `json:"rss_file_bytes"`
+	HeapInuse     uint64 `json:"go_heap_inuse_bytes"`
+	HeapLiveAfter uint64 `json:"go_heap_live_after_gc_bytes"`
+	HeapIdle      uint64 `json:"go_heap_idle_not_released_bytes"`
+	Stacks        uint64 `json:"go_stack_bytes"`
+	Goroutines    int    `json:"goroutines"`
+	// RSSExecutable and RSSEtcdDB are the resident pages of the binary
+	// and of etcd's memory-mapped database file.
+	RSSExecutable int64 `json:"rss_executable_bytes"`
+	RSSEtcdDB     int64 `json:"rss_etcd_db_bytes"`
+}
+
+// fileRSS sums the resident bytes of the process's mappings by file.
+func fileRSS() map[string]int64 {
+	out := map[string]int64{}
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		return out
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	path := ""
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		if strings.Contains(fields[0], "-") && len(fields) >= 5 {
+			path = ""
+			if len(fields) >= 6 {
+				path = fields[5]
+			}
+			continue
+		}
+		if fields[0] == "Rss:" && len(fields) >= 2 && path != "" {
+			kb, _ := strconv.ParseInt(fields[1], 10, 64)
+			out[path] += kb << 10
+		}
+	}
+	return out
+}
+
+func readMemory() Memory {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	m := Memory{
+		RSSAnonBytes: procStatus("RssAnon"),
+		RSSFileBytes: procStatus("RssFile"),
+		HeapInuse:    ms.HeapInuse,
+		HeapIdle:     ms.HeapIdle - ms.HeapReleased,
+		Stacks:       ms.StackInuse,
+		Goroutines:   runtime.NumGoroutine(),
+	}
+	exe, _ := os.Executable()
+	for path, b := range fileRSS() {
+		switch {
+		case path == exe:
+			m.RSSExecutable += b
+		case strings.HasSuffix(path, "/member/snap/db"):
+			m.RSSEtcdDB += b
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	m.HeapLiveAfter = ms.HeapAlloc
+	return m
 }
 
 // Result is what --json writes.
@@ -137,12 +215,13 @@ func Run(ctx context.Context, args []string) error {
 	fs.StringVar(&workloads, "workloads", "basic,anti-affinity,topology-spread", "comma-separated workloads to run")
 	fs.IntVar(&cfg.AntiAffinityGroup, "anti-affinity-group", 2500, "pods per anti-affinity group (at most --nodes)")
 	fs.IntVar(&cfg.Zones, "zones", 3, "zones for the topology-spread workload")
-	fs.IntVar(&cfg.CreateWorkers, "create-workers", 32, "concurrent pod creators")
+	fs.IntVar(&cfg.CreateWorkers, "create-workers", 64, "concurrent pod and node creators")
 	fs.IntVar(&cfg.Parallelism, "parallelism", 0, "scheduler filter/score goroutines (default GOMAXPROCS)")
 	fs.BoolVar(&cfg.NoFsync, "etcd-unsafe-no-fsync", false, "run etcd without fsync")
 	fs.DurationVar(&cfg.Timeout, "timeout", 15*time.Minute, "limit per workload")
 	fs.StringVar(&cfg.JSON, "json", "", "write the results to this file as JSON")
-	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured phases to this file")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&cfg.MemProfile, "memprofile", "", "write a heap profile at the end of each workload's measured phase to FILE.<workload>")
 	logLevel := fs.String("log-level", "warn", "log level of the control plane: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -152,6 +231,8 @@ func Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	// client-go logs through klog; send it to the same place.
+	klog.SetSlogLogger(cfg.Log.With("component", "client-go"))
 	for _, w := range strings.Split(workloads, ",") {
 		if w = strings.TrimSpace(w); w != "" {
 			cfg.Workloads = append(cfg.Workloads, w)
@@ -174,6 +255,20 @@ func Run(ctx context.Context, args []string) error {
 }
 
 func print(r *Result) {
+	defer func() {
+		for _, w := range r.Workloads {
+			m := w.Memory
+			fmt.Printf("  %s: memory at the end: RSS anon %.0f MiB, file %.0f MiB (binary %.0f, etcd db %.0f); Go heap in use %.0f MiB (%.0f MiB live after GC), idle %.0f MiB, stacks %.0f MiB, %d goroutines\n",
+				w.Name, mib(m.RSSAnonBytes), mib(m.RSSFileBytes), mib(m.RSSExecutable), mib(m.RSSEtcdDB), mib(int64(m.HeapInuse)), mib(int64(m.HeapLiveAfter)), mib(int64(m.HeapIdle)), mib(int64(m.Stacks)), m.Goroutines)
+			fmt.Printf("  %s: API requests and etcd operations while measuring (count, mean latency, errors):\n", w.Name)
+			for i, c := range w.APICalls {
+				if i == 8 {
+					break
+				}
+				fmt.Printf("    %-40s %8.0f %8.2f ms %6.0f\n", c.Name, c.Count, c.MeanMS, c.Errors)
+			}
+		}
+	}()
 	fmt.Printf("skiff bench scheduler on %s (%d CPUs, load average at start %s, etcd fsync %v)\n", r.Machine, r.CPUs, r.LoadAvg, r.Fsync)
 	fmt.Printf("  %-16s %6s %6s %8s %9s %8s %8s %8s %9s %9s %6s\n", "workload", "nodes", "pods", "avg/s", "p50/s", "p90/s", "p99/s", "overall", "create/s", "peakRSS", "target")
 	for _, w := range r.Workloads {
@@ -186,6 +281,8 @@ func print(r *Result) {
 			float64(w.PeakRSSBytes)/(1<<20), w.TargetPerSec, mark)
 	}
 }
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 // Bench runs the workloads one after the other, each on a fresh control
 // plane.
@@ -372,6 +469,7 @@ func runWorkload(ctx context.Context, cfg Config, name string) (*WorkloadResult,
 		return nil, err
 	}
 	defer counter.stop()
+	apiBefore := snapshotAPI(cp.metrics)
 	collector := startThroughputCollector(counter)
 	start := time.Now()
 	createDur, err := createPods(ctx, client, cfg, "sched-1", cfg.InitPods, cfg.Pods, name, false)
@@ -390,10 +488,30 @@ func runWorkload(ctx context.Context, cfg Config, name string) (*WorkloadResult,
 	wr.Overall = float64(cfg.Pods) / elapsed.Seconds()
 	wr.Pass = wr.Throughput.Average >= wr.TargetPerSec
 	wr.Attempts = attempts(reg)
+	wr.APICalls = apiCalls(apiBefore, snapshotAPI(cp.metrics))
+	wr.Memory = readMemory()
+	if cfg.MemProfile != "" {
+		if err := writeHeapProfile(cfg.MemProfile + "." + name); err != nil {
+			return nil, err
+		}
+	}
 	scancel()
 	_ = s.Stop()
 	wr.PeakRSSBytes = rss.finish()
 	return wr, nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create heap profile: %w", err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		return fmt.Errorf("write heap profile: %w", err)
+	}
+	return nil
 }
 
 func attempts(reg *prometheus.Registry) map[string]float64 {
@@ -553,7 +671,9 @@ type boundCounter struct {
 }
 
 func watchBound(ctx context.Context, c kubernetes.Interface, ns string) (*boundCounter, error) {
-	l, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: 1})
+	// Only bound pods: the watch then delivers one event per pod.
+	const bound = "spec.nodeName!="
+	l, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: 1, FieldSelector: bound})
 	if err != nil {
 		return nil, fmt.Errorf("list pods of %s: %w", ns, err)
 	}
@@ -605,6 +725,7 @@ type podWatcher struct {
 }
 
 func (w *podWatcher) WatchWithContext(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	opts.FieldSelector = "spec.nodeName!="
 	return w.c.CoreV1().Pods(w.ns).Watch(ctx, opts)
 }
 
