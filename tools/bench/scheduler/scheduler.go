@@ -94,10 +94,10 @@ type WorkloadResult struct {
 	Overall         float64 `json:"overall_pods_per_s"`
 	DurationSeconds float64 `json:"measured_duration_s"`
 	// CreateRate is how fast the load generator created the pods.
-	CreateRate   float64            `json:"create_rate_pods_per_s"`
-	PeakRSSBytes int64              `json:"peak_rss_bytes"`
+	CreateRate   float64 `json:"create_rate_pods_per_s"`
+	PeakRSSBytes int64   `json:"peak_rss_bytes"`
 	// Memory is the process's memory at the end of the measured phase.
-	Memory Memory `json:"memory_at_end"`
+	Memory       Memory             `json:"memory_at_end"`
 	Attempts     map[string]float64 `json:"schedule_attempts"`
 	TargetPerSec float64            `json:"target_pods_per_s"`
 	Pass         bool               `json:"meets_target"`
