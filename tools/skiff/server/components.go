@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -125,6 +126,8 @@ type apiComponent struct {
 	etcd *etcdComponent
 	log  *slog.Logger
 	lb   *Loopback
+	// metrics is the process's registry; the API server serves it.
+	metrics *prometheus.Registry
 
 	url    string
 	pki    *auth.PKI
@@ -211,6 +214,7 @@ func (a *apiComponent) Start(ctx context.Context) error {
 		NodePortSize:  a.opts.NodePortSize,
 		PublicAddress: publicAddress(bind),
 		SecurePort:    port,
+		Metrics:       a.metrics,
 	})
 	if err != nil {
 		ln.Close()

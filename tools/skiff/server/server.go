@@ -20,6 +20,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/skiff-project/skiff/tools/skiff/component"
 )
 
@@ -41,14 +44,9 @@ type Options struct {
 	NodePortSize  int
 	// CompactInterval is how often etcd history is compacted.
 	CompactInterval time.Duration
+	// ControlPlane configures the scheduler and controller manager.
+	ControlPlane ControlPlaneOptions
 }
-
-// extraComponents builds the components that run beside the API server and
-// use it through the loopback client: the scheduler, the controller
-// manager and the cloud controller are added here. Each is built before
-// anything starts; it gets its client from lb at Start, when the API
-// server is serving.
-var extraComponents = []func(lb *Loopback, log *slog.Logger) component.Component{}
 
 // defaultGCPercent is the server's GOGC unless the environment sets one.
 const defaultGCPercent = 50
@@ -79,6 +77,7 @@ func Run(ctx context.Context, args []string) error {
 	fs.DurationVar(&opts.CompactInterval, "etcd-compaction-interval", 5*time.Minute, "how often etcd history is compacted (0 disables)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	opts.ControlPlane.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -155,11 +154,12 @@ func Serve(ctx context.Context, opts Options, log *slog.Logger) error {
 	}
 	m := component.NewManager(log)
 	etcd := &etcdComponent{opts: opts, log: log.With("component", "etcd")}
-	api := &apiComponent{opts: opts, etcd: etcd, log: log.With("component", "apiserver"), lb: &Loopback{}}
+	// One metrics registry for the whole process, served on /metrics.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	api := &apiComponent{opts: opts, etcd: etcd, log: log.With("component", "apiserver"), lb: &Loopback{}, metrics: reg}
 	m.Add(etcd, api)
-	for _, build := range extraComponents {
-		m.Add(build(api.lb, log))
-	}
+	m.Add(&controlPlane{opts: opts.ControlPlane, lb: api.lb, log: log, metrics: reg})
 	if err := m.Init(ctx); err != nil {
 		return err
 	}
