@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/skiff-project/skiff/tools/skiff/bench"
+	"github.com/skiff-project/skiff/tools/skiff/hollow"
 	"github.com/skiff-project/skiff/tools/skiff/server"
 	"github.com/skiff-project/skiff/tools/skiff/version"
 )
@@ -25,7 +26,8 @@ type command struct {
 
 var commands = []command{
 	{"bench", "run a benchmark (api, lb, scheduler)", bench.Run},
-	{"server", "run the control plane: etcd, API server and controllers", server.Run},
+	{"hollow-nodes", "join hollow nodes (no containers) to a cluster, for labs and scale tests", hollow.Run},
+	{"server", "run the control plane: etcd, API server, scheduler and controllers", server.Run},
 	{"version", "print the version", version.Run},
 }
 

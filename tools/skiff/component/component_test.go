@@ -14,10 +14,13 @@ type fake struct {
 	log      *[]string
 }
 
-func (f *fake) Name() string                { return f.name }
-func (f *fake) Init(context.Context) error  { *f.log = append(*f.log, "init "+f.name); return nil }
-func (f *fake) Start(context.Context) error { *f.log = append(*f.log, "start "+f.name); return f.startErr }
-func (f *fake) Stop() error                 { *f.log = append(*f.log, "stop "+f.name); return nil }
+func (f *fake) Name() string               { return f.name }
+func (f *fake) Init(context.Context) error { *f.log = append(*f.log, "init "+f.name); return nil }
+func (f *fake) Start(context.Context) error {
+	*f.log = append(*f.log, "start "+f.name)
+	return f.startErr
+}
+func (f *fake) Stop() error { *f.log = append(*f.log, "stop "+f.name); return nil }
 
 func TestManagerOrder(t *testing.T) {
 	var log []string
