@@ -53,18 +53,39 @@ type instance struct {
 	bindWG  sync.WaitGroup
 }
 
-// stripManagedFields drops what the scheduler never reads from informer
-// objects, to save memory.
-func stripManagedFields(obj any) (any, error) {
+// stripUnused drops from informer objects what no plugin reads, to save
+// memory: managed fields everywhere; the images and volume lists of nodes
+// (which run to many kilobytes on real nodes); the volumes of pods and the
+// commands, environment, mounts and probes of their containers.
+func stripUnused(obj any) (any, error) {
 	if a, ok := obj.(metav1.ObjectMetaAccessor); ok {
 		a.GetObjectMeta().SetManagedFields(nil)
+	}
+	switch o := obj.(type) {
+	case *v1.Node:
+		o.Status.Images = nil
+		o.Status.VolumesAttached = nil
+		o.Status.VolumesInUse = nil
+	case *v1.Pod:
+		o.Spec.Volumes = nil
+		stripContainers(o.Spec.InitContainers)
+		stripContainers(o.Spec.Containers)
+		o.Spec.EphemeralContainers = nil
 	}
 	return obj, nil
 }
 
+func stripContainers(cs []v1.Container) {
+	for i := range cs {
+		c := &cs[i]
+		c.Command, c.Args, c.Env, c.EnvFrom, c.VolumeMounts, c.VolumeDevices = nil, nil, nil, nil, nil, nil
+		c.LivenessProbe, c.ReadinessProbe, c.StartupProbe, c.Lifecycle = nil, nil, nil, nil
+	}
+}
+
 func (s *Scheduler) newInstance(ctx context.Context) (*instance, error) {
 	cfg := s.cfg
-	factory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(stripManagedFields))
+	factory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(stripUnused))
 	inst := &instance{
 		s:        s,
 		log:      s.log,

@@ -184,6 +184,7 @@ type Result struct {
 	CPUs      int              `json:"cpus"`
 	LoadAvg   string           `json:"load_average_at_start"`
 	Fsync     bool             `json:"etcd_fsync"`
+	GOGC      int              `json:"gogc"`
 	Workloads []WorkloadResult `json:"workloads"`
 	RSSLimit  int64            `json:"rss_target_bytes"`
 }
@@ -233,6 +234,11 @@ func Run(ctx context.Context, args []string) error {
 	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	// client-go logs through klog; send it to the same place.
 	klog.SetSlogLogger(cfg.Log.With("component", "client-go"))
+	// The control plane here is what `skiff server` runs, with its GC
+	// setting (GOGC=50 unless the environment sets GOGC).
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	for _, w := range strings.Split(workloads, ",") {
 		if w = strings.TrimSpace(w); w != "" {
 			cfg.Workloads = append(cfg.Workloads, w)
@@ -269,7 +275,7 @@ func print(r *Result) {
 			}
 		}
 	}()
-	fmt.Printf("skiff bench scheduler on %s (%d CPUs, load average at start %s, etcd fsync %v)\n", r.Machine, r.CPUs, r.LoadAvg, r.Fsync)
+	fmt.Printf("skiff bench scheduler on %s (%d CPUs, load average at start %s, etcd fsync %v, GOGC %d)\n", r.Machine, r.CPUs, r.LoadAvg, r.Fsync, r.GOGC)
 	fmt.Printf("  %-16s %6s %6s %8s %9s %8s %8s %8s %9s %9s %6s\n", "workload", "nodes", "pods", "avg/s", "p50/s", "p90/s", "p99/s", "overall", "create/s", "peakRSS", "target")
 	for _, w := range r.Workloads {
 		mark := "ok"
@@ -296,7 +302,9 @@ func Bench(ctx context.Context, cfg Config) (*Result, error) {
 	// A group larger than the cluster could never be placed.
 	cfg.AntiAffinityGroup = min(cfg.AntiAffinityGroup, cfg.Nodes)
 	host, _ := os.Hostname()
-	res := &Result{Machine: host, CPUs: runtime.NumCPU(), LoadAvg: loadAvg(), Fsync: !cfg.NoFsync, RSSLimit: rssTarget}
+	gogc := debug.SetGCPercent(100)
+	debug.SetGCPercent(gogc)
+	res := &Result{Machine: host, CPUs: runtime.NumCPU(), LoadAvg: loadAvg(), Fsync: !cfg.NoFsync, GOGC: gogc, RSSLimit: rssTarget}
 	if cfg.CPUProfile != "" {
 		f, err := os.Create(cfg.CPUProfile)
 		if err != nil {
