@@ -133,7 +133,7 @@ func (s *Server) patchSpec(req *request, p *patchRequest) (updateSpec, error) {
 			}
 			patched, err := patch.Apply(js)
 			if err != nil {
-				return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", r.gr(), req.name, err.Error(), 0, false)
+				return nil, jsonPatchError()
 			}
 			return s.decodePatched(req, patched, p.directive, strictErrs)
 		}
@@ -236,6 +236,14 @@ func (s *Server) patchSpec(req *request, p *patchRequest) (updateSpec, error) {
 		}
 	}
 	return spec, nil
+}
+
+// jsonPatchError is the answer to a JSON patch that does not apply (a
+// failing test operation, a missing path): 422 with kube-apiserver's
+// generic message and no details, exactly as its jsonPatcher answers
+// (NewGenericServerResponse without a resource; the cause is not sent).
+func jsonPatchError() error {
+	return apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", "", 0, false)
 }
 
 func smpError(err error) error {

@@ -149,8 +149,10 @@ func newResourceIndex(rs []*registry.Resource, sc *runtime.Scheme, tc managedfie
 	def := strategyDefaulter{types: idx.types}
 	for _, res := range idx.all {
 		subs := []string{""}
-		if res.HasSubresource("status") {
-			subs = append(subs, "status")
+		for _, sub := range []string{"status", "finalize"} {
+			if res.HasSubresource(sub) {
+				subs = append(subs, sub)
+			}
 		}
 		for _, sub := range subs {
 			fm, err := managedfields.NewDefaultFieldManager(tc, sc, def, sc, res.GroupVersionKind(), res.GroupVersion, sub, resetFields(res, sub))
@@ -171,8 +173,8 @@ func newResourceIndex(rs []*registry.Resource, sc *runtime.Scheme, tc managedfie
 }
 
 // resetFields are the fields an endpoint ignores from the client (status
-// on the main resource, spec on status), so the field manager does not
-// record their owners there.
+// on the main resource and on namespaces/finalize, spec on status), so the
+// field manager does not record their owners there.
 func resetFields(r *resource, sub string) map[fieldpath.APIVersion]fieldpath.Filter {
 	if !r.HasSubresource("status") {
 		return nil

@@ -122,7 +122,7 @@ func (s *Server) patchScale(req *request) error {
 				return nil, badRequest("%v", err)
 			}
 			if patched, err = patch.Apply(js); err != nil {
-				return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", req.gr(), req.name, err.Error(), 0, false)
+				return nil, jsonPatchError()
 			}
 		case types.MergePatchType:
 			if patched, err = jsonpatch.MergePatch(js, p.body); err != nil {

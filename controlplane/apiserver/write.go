@@ -441,19 +441,13 @@ func (s *Server) beforeUpdate(req *request, obj, old runtime.Object) error {
 		ss.PrepareForStatusUpdate(req.ctx, obj, old)
 		errs = ss.ValidateStatusUpdate(req.ctx, obj, old)
 	case "finalize":
-		ns, ok := obj.(*corev1.Namespace)
+		fs, ok := r.Strategy.(registry.FinalizeStrategy)
 		if !ok {
 			return notFoundPath()
 		}
-		oldNS := old.(*corev1.Namespace)
-		fin := ns.Spec.Finalizers
-		*ns = *oldNS.DeepCopy()
-		ns.Spec.Finalizers = fin
-		for i, f := range fin {
-			if errs2 := validateFinalizerName(string(f), field.NewPath("spec", "finalizers").Index(i)); len(errs2) > 0 {
-				errs = append(errs, errs2...)
-			}
-		}
+		r.Strategy.Default(obj)
+		fs.PrepareForFinalizeUpdate(req.ctx, obj, old)
+		errs = fs.ValidateFinalizeUpdate(req.ctx, obj, old)
 	case "binding":
 		// The binding changed only what it may; no strategy applies.
 	default:
@@ -466,13 +460,6 @@ func (s *Server) beforeUpdate(req *request, obj, old runtime.Object) error {
 	}
 	if len(errs) > 0 {
 		return invalid(r, req.name, errs)
-	}
-	return nil
-}
-
-func validateFinalizerName(name string, p *field.Path) field.ErrorList {
-	if name == "" {
-		return field.ErrorList{field.Required(p, "")}
 	}
 	return nil
 }
