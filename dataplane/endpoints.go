@@ -45,28 +45,61 @@ func CompareEndpoints(a, b Endpoint) int {
 // endpoint anywhere can take a connection.
 func SelectEndpoints(sp *ServicePort, eps []Endpoint) (cluster, local []Endpoint) {
 	_ = sp // topology hints would use it; kept so the signature can grow
-	var clusterTerm, localTerm []Endpoint
+	sel := NewSelection(eps)
 	for _, ep := range eps {
-		switch {
-		case ep.Ready:
+		if sel.Cluster(ep) {
 			cluster = append(cluster, ep)
+		}
+		if sel.Local(ep) {
+			local = append(local, ep)
+		}
+	}
+	return cluster, local
+}
+
+// Selection is SelectEndpoints' decision for one endpoint list in a form
+// that builds no lists: a provider that turns endpoints into something
+// else (backend ids, rules) asks it about each endpoint as it goes.
+type Selection struct {
+	// clusterFallback: no endpoint is Ready, so the cluster set is the
+	// Serving and Terminating ones; localFallback likewise for the
+	// node-local Ready endpoints.
+	clusterFallback, localFallback bool
+}
+
+// NewSelection looks at eps once to decide which rule applies to each
+// set.
+func NewSelection(eps []Endpoint) Selection {
+	s := Selection{clusterFallback: true, localFallback: true}
+	for _, ep := range eps {
+		if ep.Ready {
+			s.clusterFallback = false
 			if ep.Local {
-				local = append(local, ep)
-			}
-		case ep.Serving && ep.Terminating:
-			clusterTerm = append(clusterTerm, ep)
-			if ep.Local {
-				localTerm = append(localTerm, ep)
+				s.localFallback = false
+				break
 			}
 		}
 	}
-	if len(cluster) == 0 {
-		cluster = clusterTerm
+	return s
+}
+
+// Cluster reports whether ep is in SelectEndpoints' cluster set.
+func (s Selection) Cluster(ep Endpoint) bool {
+	if ep.Ready {
+		return true
 	}
-	if len(local) == 0 {
-		local = localTerm
+	return s.clusterFallback && ep.Serving && ep.Terminating
+}
+
+// Local reports whether ep is in SelectEndpoints' local set.
+func (s Selection) Local(ep Endpoint) bool {
+	if !ep.Local {
+		return false
 	}
-	return cluster, local
+	if ep.Ready {
+		return true
+	}
+	return s.localFallback && ep.Serving && ep.Terminating
 }
 
 // PolicyEndpoints turns SelectEndpoints' result into the endpoint sets of

@@ -94,10 +94,6 @@ func (m *SyncMetrics) ObserveSync(kind string, start time.Time, u Update, err er
 	}
 	m.changes.Add(float64(len(u.Changed)))
 	m.services.Set(float64(len(u.Services)))
-	n := 0
-	for _, eps := range u.Endpoints {
-		n += len(eps)
-	}
-	m.endpoints.Set(float64(n))
+	m.endpoints.Set(float64(u.EndpointCount)) // kept by the tracker: no walk over every Service per sync
 	m.last.SetToCurrentTime()
 }

@@ -55,9 +55,10 @@ func TestSyncMetrics(t *testing.T) {
 		t.Fatalf("registering ebpf twice: got no error, want one")
 	}
 	u := Update{
-		Services:  map[ServicePortName]*ServicePort{{Port: "a"}: {}, {Port: "b"}: {}},
-		Endpoints: map[ServicePortName][]Endpoint{{Port: "a"}: {{}, {}, {}}},
-		Changed:   map[ServicePortName]struct{}{{Port: "a"}: {}},
+		Services:      map[ServicePortName]*ServicePort{{Port: "a"}: {}, {Port: "b"}: {}},
+		Endpoints:     map[ServicePortName][]Endpoint{{Port: "a"}: {{}, {}, {}}},
+		Changed:       map[ServicePortName]struct{}{{Port: "a"}: {}},
+		EndpointCount: 3,
 	}
 	ipt.ObserveSync(SyncFull, time.Now(), u, nil)
 	ipt.ObserveSync(SyncPartial, time.Now(), u, nil)

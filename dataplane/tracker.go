@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 
@@ -29,10 +28,13 @@ type Update struct {
 	// Endpoints is every ServicePort's endpoints, target ports resolved
 	// from the EndpointSlice ports of the same name and protocol,
 	// de-duplicated across slices (ip:port; a non-terminating copy wins)
-	// and sorted by CompareEndpoints. It may hold names without a Service
-	// (slices that arrive before their Service) and lacks names without
-	// endpoints.
+	// and sorted by CompareEndpoints; every address is IPv4. Providers may
+	// rely on this (no need to check or de-duplicate again). It may hold
+	// names without a Service (slices that arrive before their Service)
+	// and lacks names without endpoints.
 	Endpoints map[ServicePortName][]Endpoint
+	// EndpointCount is the total length of the lists in Endpoints.
+	EndpointCount int
 	// Changed holds every name whose ServicePort or endpoints changed since
 	// the previous Apply, deleted ones included (those are absent from
 	// Services or Endpoints).
@@ -57,6 +59,8 @@ type ChangeTracker struct {
 	svcPorts  map[types.NamespacedName]map[ServicePortName]*ServicePort
 	slices    map[types.NamespacedName]map[string]*sliceInfo
 	epNames   map[types.NamespacedName][]ServicePortName
+	// epCount is the total length of the lists in endpoints.
+	epCount int
 
 	// Pending changes: the latest recorded state per Service (nil map:
 	// deleted or not proxied) and per slice (nil: deleted).
@@ -228,7 +232,8 @@ func (t *ChangeTracker) Pending() bool {
 func (t *ChangeTracker) Apply() Update {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	changed := make(map[ServicePortName]struct{})
+	changed := make(map[ServicePortName]struct{}, len(t.pendingSvc)+len(t.pendingSlices))
+	t.reserve()
 
 	for nn, ports := range t.pendingSvc {
 		old := t.svcPorts[nn]
@@ -255,7 +260,7 @@ func (t *ChangeTracker) Apply() Update {
 	for nn, pending := range t.pendingSlices {
 		applied := t.slices[nn]
 		if applied == nil {
-			applied = make(map[string]*sliceInfo)
+			applied = make(map[string]*sliceInfo, len(pending))
 			t.slices[nn] = applied
 		}
 		for name, info := range pending {
@@ -269,57 +274,119 @@ func (t *ChangeTracker) Apply() Update {
 			delete(t.slices, nn)
 		}
 		eps := t.buildEndpoints(nn, applied)
-		for _, name := range t.epNames[nn] {
-			if _, ok := eps[name]; !ok {
+		oldNames := t.epNames[nn]
+		for _, name := range oldNames {
+			if !slices.ContainsFunc(eps, func(pe portEndpoints) bool { return pe.name == name }) {
+				t.epCount -= len(t.endpoints[name])
 				delete(t.endpoints, name)
 				changed[name] = struct{}{}
 			}
 		}
-		names := make([]ServicePortName, 0, len(eps))
-		for name, list := range eps {
-			names = append(names, name)
-			if !slices.Equal(t.endpoints[name], list) {
-				t.endpoints[name] = list
-				changed[name] = struct{}{}
+		sameNames := len(oldNames) == len(eps)
+		for i, pe := range eps {
+			sameNames = sameNames && oldNames[i] == pe.name
+			if old, ok := t.endpoints[pe.name]; !ok || !slices.Equal(old, pe.eps) {
+				t.epCount += len(pe.eps) - len(old)
+				t.endpoints[pe.name] = pe.eps
+				changed[pe.name] = struct{}{}
 			}
 		}
-		if len(names) == 0 {
+		switch {
+		case len(eps) == 0:
 			delete(t.epNames, nn)
-		} else {
+		case !sameNames:
+			names := make([]ServicePortName, len(eps))
+			for i, pe := range eps {
+				names[i] = pe.name
+			}
 			t.epNames[nn] = names
 		}
 	}
 	clear(t.pendingSlices)
 
-	return Update{Services: t.services, Endpoints: t.endpoints, Changed: changed}
+	return Update{Services: t.services, Endpoints: t.endpoints, Changed: changed, EndpointCount: t.epCount}
+}
+
+// reserve grows the applied maps ahead of a batch of pending changes that
+// is large next to them (the first sync, or many Services created at
+// once), so they are allocated once rather than doubled step by step.
+// The copy costs as much as the batch, at most.
+func (t *ChangeTracker) reserve() {
+	if n := len(t.pendingSvc); n > len(t.svcPorts) {
+		t.svcPorts = withRoom(t.svcPorts, n)
+		t.services = withRoom(t.services, n)
+	}
+	if n := len(t.pendingSlices); n > len(t.slices) {
+		t.slices = withRoom(t.slices, n)
+		t.epNames = withRoom(t.epNames, n)
+		t.endpoints = withRoom(t.endpoints, n)
+	}
+}
+
+// withRoom returns m, or a copy of it with room for extra more entries.
+func withRoom[K comparable, V any](m map[K]V, extra int) map[K]V {
+	if len(m) >= extra {
+		return m
+	}
+	out := make(map[K]V, len(m)+extra)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// portEndpoints is one ServicePort's endpoint list.
+type portEndpoints struct {
+	name ServicePortName
+	eps  []Endpoint
 }
 
 // buildEndpoints computes one Service's endpoints from all its slices, as
 // kube-proxy's EndpointSliceCache does: per slice port (name, protocol,
 // number), one Endpoint per distinct ip:port; when an address appears in
 // several slices a non-terminating copy wins. Slices are visited in name
-// order so the result does not depend on map order.
-func (t *ChangeTracker) buildEndpoints(nn types.NamespacedName, bySlice map[string]*sliceInfo) map[ServicePortName][]Endpoint {
-	out := make(map[ServicePortName][]Endpoint)
+// order so the result does not depend on map order; ports come out in the
+// order they are first seen.
+//
+// Each slice's endpoints are sorted by address when recorded, so the
+// common case (one slice) needs neither sorting nor a lookup table: the
+// list is built in order and adjacent duplicates are merged.
+func (t *ChangeTracker) buildEndpoints(nn types.NamespacedName, bySlice map[string]*sliceInfo) []portEndpoints {
 	if len(bySlice) == 0 {
-		return out
+		return nil
 	}
-	names := make([]string, 0, len(bySlice))
-	for n := range bySlice {
-		names = append(names, n)
+	var one [1]*sliceInfo
+	infos := one[:0]
+	if len(bySlice) == 1 {
+		for _, info := range bySlice {
+			infos = append(infos, info)
+		}
+	} else {
+		names := make([]string, 0, len(bySlice))
+		for n := range bySlice {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		infos = make([]*sliceInfo, len(names))
+		for i, n := range names {
+			infos[i] = bySlice[n]
+		}
 	}
-	sort.Strings(names)
-	type key struct {
-		name ServicePortName
-		ap   netip.AddrPort
-	}
-	index := make(map[key]int)
-	for _, sn := range names {
-		info := bySlice[sn]
+	var out []portEndpoints
+	for si, info := range infos {
 		for _, p := range info.ports {
 			spn := ServicePortName{NamespacedName: nn, Port: p.name, Protocol: p.protocol}
+			j := slices.IndexFunc(out, func(pe portEndpoints) bool { return pe.name == spn })
+			if j < 0 {
+				n := 0
+				for _, o := range infos[si:] {
+					n += len(o.endpoints)
+				}
+				out = append(out, portEndpoints{name: spn, eps: make([]Endpoint, 0, n)})
+				j = len(out) - 1
+			}
 			for _, e := range info.endpoints {
-				ep := Endpoint{
+				out[j].eps = append(out[j].eps, Endpoint{
 					IP:          e.ip,
 					Port:        p.port,
 					Ready:       e.ready,
@@ -327,22 +394,48 @@ func (t *ChangeTracker) buildEndpoints(nn types.NamespacedName, bySlice map[stri
 					Terminating: e.terminating,
 					NodeName:    e.nodeName,
 					Local:       t.node.Name != "" && e.nodeName == t.node.Name,
-				}
-				k := key{spn, ep.AddrPort()}
-				if i, ok := index[k]; ok {
-					if !ep.Terminating {
-						out[spn][i] = ep
-					}
-					continue
-				}
-				index[k] = len(out[spn])
-				out[spn] = append(out[spn], ep)
+				})
 			}
 		}
 	}
-	for _, list := range out {
-		slices.SortFunc(list, CompareEndpoints)
+	kept := out[:0]
+	for _, pe := range out {
+		if len(pe.eps) > 0 { // a port without endpoints has no list
+			pe.eps = mergeDuplicates(pe.eps)
+			kept = append(kept, pe)
+		}
 	}
+	return kept
+}
+
+// mergeDuplicates sorts eps by CompareEndpoints and keeps one endpoint
+// per ip:port: of several copies (in their order in eps), the first,
+// replaced by any later copy that is not terminating. A list that is
+// already strictly sorted (one slice without duplicates) is returned as
+// it is.
+func mergeDuplicates(eps []Endpoint) []Endpoint {
+	sorted := true
+	for i := 1; i < len(eps); i++ {
+		if CompareEndpoints(eps[i-1], eps[i]) >= 0 {
+			sorted = false
+			break
+		}
+	}
+	if sorted {
+		return eps
+	}
+	slices.SortStableFunc(eps, CompareEndpoints)
+	out := eps[:0]
+	for i, ep := range eps {
+		if i > 0 && CompareEndpoints(out[len(out)-1], ep) == 0 {
+			if !ep.Terminating {
+				out[len(out)-1] = ep
+			}
+			continue
+		}
+		out = append(out, ep)
+	}
+	clear(eps[len(out):]) // drop references held past the end
 	return out
 }
 
@@ -425,6 +518,11 @@ func newSliceInfo(s *discoveryv1.EndpointSlice) *sliceInfo {
 		}
 		info.endpoints = append(info.endpoints, se)
 	}
+	// Address order (stable: copies of one address keep their order,
+	// which decides which copy wins), so that Apply can build a Service's
+	// lists without sorting them. Endpoint order within a slice carries
+	// no meaning, so this loses nothing.
+	slices.SortStableFunc(info.endpoints, func(a, b sliceEndpoint) int { return a.ip.Compare(b.ip) })
 	return info
 }
 
