@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -194,7 +195,6 @@ func (s *Server) patchSpec(req *request, p *patchRequest) (updateSpec, error) {
 		if patchObj.Object == nil {
 			return spec, badRequest("error decoding patch: the patch is empty")
 		}
-		defaultPortProtocols(patchObj.Object)
 		var strictErr error
 		if p.directive != metav1.FieldValidationIgnore {
 			if err := yaml.UnmarshalStrict(p.body, &map[string]any{}); err != nil {
@@ -205,6 +205,7 @@ func (s *Server) patchSpec(req *request, p *patchRequest) (updateSpec, error) {
 		if gvk != r.GroupVersionKind() {
 			return spec, badRequest("the apiVersion and kind of the patch (%s) do not match the resource's (%s)", gvk, r.GroupVersionKind())
 		}
+		defaultListMapKeys(gvk, patchObj.Object)
 		fm := r.fieldManagers[req.sub]
 		if fm == nil {
 			fm = r.fieldManagers[""]
@@ -286,37 +287,67 @@ func (s *Server) decodePatched(req *request, js []byte, directive string, strict
 	return obj, nil
 }
 
-// defaultPortProtocols sets protocol TCP on the entries of every "ports"
-// list in an apply patch that name a port but no protocol. Those lists are
-// keyed by port and protocol, and kube-apiserver's schema gives protocol a
-// default that structured-merge-diff uses for a missing key; the published
+// defaultListMapKeys sets protocol TCP, where it is missing, on the
+// entries of the list-maps of an apply patch that are keyed by protocol
+// (with the port): container ports (containers, initContainers and
+// ephemeralContainers of a pod spec, also in workload templates) and
+// Service spec.ports. These are the only list-maps of the served types
+// with a defaulted key. kube-apiserver's schema gives protocol the default
+// TCP, which structured-merge-diff uses for a missing key; the published
 // OpenAPI documents the type converter is built from lack it, so without
 // this an applied port without protocol would not match the stored one
-// (which defaulting gave TCP) and be added again.
-func defaultPortProtocols(v any) {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, child := range t {
-			if k == "ports" {
-				if items, ok := child.([]any); ok {
-					for _, it := range items {
-						m, ok := it.(map[string]any)
-						if !ok {
-							continue
-						}
-						_, hasPort := m["port"]
-						_, hasContainerPort := m["containerPort"]
-						if _, set := m["protocol"]; !set && (hasPort || hasContainerPort) {
-							m["protocol"] = "TCP"
-						}
-					}
-				}
+// (which defaulting gave TCP) and be added again. Other "ports" lists
+// (EndpointSlice, Endpoints subsets) are atomic and are left as the client
+// sent them, as upstream.
+func defaultListMapKeys(gvk schema.GroupVersionKind, obj map[string]any) {
+	var podSpec []string
+	switch gvk.GroupKind() {
+	case schema.GroupKind{Kind: "Service"}:
+		setDefaultProtocol(nestedField(obj, "spec", "ports"), "port")
+		return
+	case schema.GroupKind{Kind: "Pod"}:
+		podSpec = []string{"spec"}
+	case schema.GroupKind{Group: "apps", Kind: "Deployment"}, schema.GroupKind{Group: "apps", Kind: "ReplicaSet"}:
+		podSpec = []string{"spec", "template", "spec"}
+	default:
+		return
+	}
+	spec, _ := nestedField(obj, podSpec...).(map[string]any)
+	for _, list := range []string{"containers", "initContainers", "ephemeralContainers"} {
+		containers, _ := spec[list].([]any)
+		for _, c := range containers {
+			if cm, ok := c.(map[string]any); ok {
+				setDefaultProtocol(cm["ports"], "containerPort")
 			}
-			defaultPortProtocols(child)
 		}
-	case []any:
-		for _, it := range t {
-			defaultPortProtocols(it)
+	}
+}
+
+// nestedField returns the value at path in obj, or nil.
+func nestedField(obj map[string]any, path ...string) any {
+	var cur any = obj
+	for _, p := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[p]
+	}
+	return cur
+}
+
+// setDefaultProtocol sets protocol TCP on the items of ports (a list of
+// objects) that have portField and no protocol.
+func setDefaultProtocol(ports any, portField string) {
+	items, _ := ports.([]any)
+	for _, it := range items {
+		m, ok := it.(map[string]any)
+		if !ok {
+			continue
+		}
+		_, hasPort := m[portField]
+		if _, set := m["protocol"]; !set && hasPort {
+			m["protocol"] = string(corev1.ProtocolTCP)
 		}
 	}
 }

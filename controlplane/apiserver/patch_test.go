@@ -3,6 +3,7 @@ package apiserver_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -10,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/utils/ptr"
@@ -163,4 +165,120 @@ func TestFailingJSONPatchTestOperation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestApplyListMapsWithDefaultedKeys: the list-maps keyed by a field with
+// a default (container ports and Service ports, keyed by port and
+// protocol, protocol defaulting to TCP) match the stored entries when an
+// applied configuration leaves protocol out: re-applying changes nothing,
+// adding an entry adds one, dropping one removes it.
+func TestApplyListMapsWithDefaultedKeys(t *testing.T) {
+	srv := apiservertest.Start(t)
+	ctx := testCtx(t)
+	dc := dynamic.NewForConfigOrDie(srv.RESTConfig())
+	podSpec := func(ports string) string {
+		return `{"containers":[{"name":"c","image":"busybox","ports":[` + ports + `]}],` +
+			`"initContainers":[{"name":"i","image":"busybox","ports":[` + ports + `]}]}`
+	}
+	tests := []struct {
+		name     string
+		resource string
+		group    string
+		manifest func(ports string) string
+		// lists returns the port lists to check in the stored object.
+		lists [][]string
+	}{
+		{"service", "services", "", func(ports string) string {
+			return `{"apiVersion":"v1","kind":"Service","metadata":{"name":"ssa-svc"},"spec":{"ports":[` + ports + `]}}`
+		}, [][]string{{"spec", "ports"}}},
+		{"pod", "pods", "", func(ports string) string {
+			return `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"ssa-pod"},"spec":` + podSpec(ports) + `}`
+		}, [][]string{{"spec", "containers", "0", "ports"}, {"spec", "initContainers", "0", "ports"}}},
+		{"deployment", "deployments", "apps", func(ports string) string {
+			return `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"ssa-dep"},"spec":{"selector":{"matchLabels":{"app":"x"}},` +
+				`"template":{"metadata":{"labels":{"app":"x"}},"spec":` + podSpec(ports) + `}}}`
+		}, [][]string{{"spec", "template", "spec", "containers", "0", "ports"}, {"spec", "template", "spec", "initContainers", "0", "ports"}}},
+		{"replicaset", "replicasets", "apps", func(ports string) string {
+			return `{"apiVersion":"apps/v1","kind":"ReplicaSet","metadata":{"name":"ssa-rs"},"spec":{"selector":{"matchLabels":{"app":"x"}},` +
+				`"template":{"metadata":{"labels":{"app":"x"}},"spec":` + podSpec(ports) + `}}}`
+		}, [][]string{{"spec", "template", "spec", "containers", "0", "ports"}, {"spec", "template", "spec", "initContainers", "0", "ports"}}},
+	}
+	portField := func(resource string) string {
+		if resource == "services" {
+			return "port"
+		}
+		return "containerPort"
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := dc.Resource(schema.GroupVersionResource{Group: tc.group, Version: "v1", Resource: tc.resource}).Namespace("default")
+			pf := portField(tc.resource)
+			entry := func(n int) string { return fmt.Sprintf(`{"name":"p%d","%s":%d}`, n, pf, n) }
+			steps := []struct {
+				ports string
+				want  []int64
+			}{
+				{entry(80), []int64{80}},
+				{entry(80), []int64{80}},
+				{entry(80) + "," + entry(81), []int64{80, 81}},
+				{entry(81), []int64{81}},
+			}
+			var lastRV string
+			for i, st := range steps {
+				name := map[string]string{"services": "ssa-svc", "pods": "ssa-pod", "deployments": "ssa-dep", "replicasets": "ssa-rs"}[tc.resource]
+				obj, err := rc.Patch(ctx, name, types.ApplyPatchType, []byte(tc.manifest(st.ports)), metav1.PatchOptions{FieldManager: "kubectl"})
+				if tc.resource == "pods" && i == 2 {
+					// A pod's ports are immutable: the change must be
+					// refused, not turned into a duplicate.
+					if !apierrors.IsInvalid(err) {
+						t.Fatalf("step %d: changing a pod's ports: got %v, want Invalid", i, err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("step %d: apply %s: %v", i, st.ports, err)
+				}
+				if i == 1 && obj.GetResourceVersion() != lastRV {
+					t.Errorf("step %d: re-applying the same ports: got rv %s, want unchanged %s", i, obj.GetResourceVersion(), lastRV)
+				}
+				lastRV = obj.GetResourceVersion()
+				for _, path := range tc.lists {
+					var got []int64
+					for _, p := range nestedList(obj.Object, path) {
+						m := p.(map[string]any)
+						if m["protocol"] != "TCP" {
+							t.Errorf("step %d: %v: got protocol %v, want TCP", i, path, m["protocol"])
+						}
+						got = append(got, m[pf].(int64))
+					}
+					if fmt.Sprint(got) != fmt.Sprint(st.want) {
+						t.Errorf("step %d: %v: got ports %v, want %v", i, path, got, st.want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// nestedList follows path (map keys, and list indexes as numbers) to a
+// list.
+func nestedList(obj map[string]any, path []string) []any {
+	var cur any = obj
+	for _, p := range path {
+		switch c := cur.(type) {
+		case map[string]any:
+			cur = c[p]
+		case []any:
+			var i int
+			fmt.Sscan(p, &i)
+			if i >= len(c) {
+				return nil
+			}
+			cur = c[i]
+		default:
+			return nil
+		}
+	}
+	l, _ := cur.([]any)
+	return l
 }
