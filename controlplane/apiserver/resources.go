@@ -161,6 +161,15 @@ func newResourceIndex(rs []*registry.Resource, sc *runtime.Scheme, tc managedfie
 			}
 			res.fieldManagers[sub] = fm
 		}
+		if res.HasSubresource("scale") {
+			// Scale is the subresource's own kind (autoscaling/v1), as
+			// kube-apiserver's scale handlers.
+			fm, err := managedfields.NewDefaultFieldManager(tc, sc, def, sc, scaleGVK, scaleGVK.GroupVersion(), "scale", nil)
+			if err != nil {
+				return nil, fmt.Errorf("scale field manager for %s: %w", res.GroupVersionResource(), err)
+			}
+			res.fieldManagers["scale"] = fm
+		}
 	}
 	sort.SliceStable(idx.gvs, func(i, j int) bool {
 		a, b := idx.gvs[i], idx.gvs[j]

@@ -7,71 +7,46 @@ import (
 	"net/http"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
-	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/skiff-project/skiff/controlplane/registry"
 )
 
 var scaleGVK = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
 
-// replicasOf returns the replica fields of a scalable object.
-func replicasOf(obj runtime.Object) (spec *int32, status int32, sel *metav1.LabelSelector, ok bool) {
-	switch o := obj.(type) {
-	case *appsv1.Deployment:
-		return o.Spec.Replicas, o.Status.Replicas, o.Spec.Selector, true
-	case *appsv1.ReplicaSet:
-		return o.Spec.Replicas, o.Status.Replicas, o.Spec.Selector, true
-	}
-	return nil, 0, nil, false
-}
+// replicasPath is where a workload (apps/v1 Deployment and ReplicaSet)
+// keeps the replicas its Scale shows, for moving managed fields between
+// the two.
+var replicasPath = fieldpath.MakePathOrDie("spec", "replicas")
 
-func setReplicas(obj runtime.Object, n int32) {
-	switch o := obj.(type) {
-	case *appsv1.Deployment:
-		o.Spec.Replicas = &n
-	case *appsv1.ReplicaSet:
-		o.Spec.Replicas = &n
-	}
-}
-
-// scaleOf builds the autoscaling/v1 Scale of obj.
-func scaleOf(obj runtime.Object) (*autoscalingv1.Scale, error) {
-	spec, status, sel, ok := replicasOf(obj)
+func scalerOf(req *request) (registry.Scaler, error) {
+	sc, ok := req.r.Strategy.(registry.Scaler)
 	if !ok {
 		return nil, notFoundPath()
-	}
-	m := accessor(obj)
-	sc := &autoscalingv1.Scale{
-		TypeMeta: metav1.TypeMeta{APIVersion: "autoscaling/v1", Kind: "Scale"},
-		ObjectMeta: metav1.ObjectMeta{Name: m.GetName(), Namespace: m.GetNamespace(), UID: m.GetUID(),
-			ResourceVersion: m.GetResourceVersion(), CreationTimestamp: m.GetCreationTimestamp()},
-		Status: autoscalingv1.ScaleStatus{Replicas: status},
-	}
-	if spec != nil {
-		sc.Spec.Replicas = *spec
-	}
-	if sel != nil {
-		s, err := metav1.LabelSelectorAsSelector(sel)
-		if err == nil {
-			sc.Status.Selector = s.String()
-		}
 	}
 	return sc, nil
 }
 
 func (s *Server) getScale(req *request) error {
+	scaler, err := scalerOf(req)
+	if err != nil {
+		return err
+	}
 	obj, err := s.getObject(req)
 	if err != nil {
 		return err
 	}
-	sc, err := scaleOf(obj)
+	sc, err := scaler.Scale(obj)
 	if err != nil {
-		return err
+		return internalError(err)
 	}
 	writeJSON(req.c, http.StatusOK, sc)
 	return nil
@@ -153,36 +128,75 @@ func (s *Server) patchScale(req *request) error {
 }
 
 // applyScale updates the replicas of the scaled object from the Scale that
-// change returns for its current Scale.
+// change returns for its current Scale, as kube-apiserver's
+// scaleUpdatedObjectInfo: the current Scale carries the managed fields of
+// spec.replicas (ScaleHandler.ToSubresource), the scale field manager
+// records the writer under subresource "scale", the Scaler validates the
+// Scale and applies it, and the managed fields go back to the workload
+// (ToParent, which takes spec.replicas from its previous owner). The
+// workload then goes through the normal update path.
 func (s *Server) applyScale(req *request, dry bool, manager string, change func(*autoscalingv1.Scale) (*autoscalingv1.Scale, error)) error {
-	out, _, err := s.updateObject(req, updateSpec{dry: dry, manager: manager, mutate: func(cur runtime.Object) (runtime.Object, error) {
-		sc, err := scaleOf(cur)
+	scaler, err := scalerOf(req)
+	if err != nil {
+		return err
+	}
+	r := req.r
+	fm := r.fieldManagers["scale"]
+	mappings := managedfields.ResourcePathMappings{r.GroupVersion.String(): replicasPath}
+	out, _, err := s.updateObject(req, updateSpec{dry: dry, manager: manager, managed: true, mutate: func(cur runtime.Object) (runtime.Object, error) {
+		m := accessor(cur)
+		handler := managedfields.NewScaleHandler(m.GetManagedFields(), r.GroupVersion, mappings)
+		old, err := scaler.Scale(cur)
+		if err != nil {
+			return nil, internalError(err)
+		}
+		if old.ManagedFields, err = handler.ToSubresource(); err != nil {
+			return nil, internalError(fmt.Errorf("managed fields of %s to scale: %w", req.name, err))
+		}
+		want, err := change(old.DeepCopy())
 		if err != nil {
 			return nil, err
 		}
-		want, err := change(sc)
-		if err != nil {
-			return nil, err
-		}
-		if want.Name != "" && want.Name != req.name {
+		if want.Name != req.name {
 			return nil, badRequest("the name of the object (%s) does not match the name on the URL (%s)", want.Name, req.name)
 		}
-		if want.Spec.Replicas < 0 {
-			return nil, apierrors.NewInvalid(scaleGVK.GroupKind(), req.name, field.ErrorList{
-				field.Invalid(field.NewPath("spec", "replicas"), want.Spec.Replicas, "must be greater than or equal to 0")})
+		switch want.Namespace {
+		case "":
+			want.Namespace = req.namespace
+		case req.namespace:
+		default:
+			return nil, badRequest("the namespace of the provided object does not match the namespace sent on the request")
 		}
-		if want.ResourceVersion != "" && want.ResourceVersion != sc.ResourceVersion {
+		if fm != nil {
+			updated, ok := fm.UpdateNoErrors(old, want, manager).(*autoscalingv1.Scale)
+			if !ok {
+				return nil, internalError(fmt.Errorf("scale field manager returned %T", updated))
+			}
+			want = updated
+		}
+		if errs := scaler.ValidateScale(want); len(errs) > 0 {
+			return nil, apierrors.NewInvalid(scaleGVK.GroupKind(), req.name, errs)
+		}
+		if want.UID != "" && want.UID != m.GetUID() {
+			return nil, apierrors.NewConflict(req.gr(), req.name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", want.UID, m.GetUID()))
+		}
+		if want.ResourceVersion != "" && want.ResourceVersion != m.GetResourceVersion() {
 			return nil, conflictModified(req.gr(), req.name)
 		}
-		setReplicas(cur, want.Spec.Replicas)
+		scaler.ApplyScale(cur, want)
+		parent, err := handler.ToParent(want.ManagedFields)
+		if err != nil {
+			return nil, internalError(fmt.Errorf("managed fields of %s from scale: %w", req.name, err))
+		}
+		m.SetManagedFields(parent)
 		return cur, nil
 	}})
 	if err != nil {
 		return err
 	}
-	sc, err := scaleOf(out)
+	sc, err := scaler.Scale(out)
 	if err != nil {
-		return err
+		return internalError(err)
 	}
 	writeJSON(req.c, http.StatusOK, sc)
 	return nil
