@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -228,5 +229,72 @@ func TestSchedulerIgnoresOtherSchedulers(t *testing.T) {
 	poll(t, "binding of mine", func() bool { _, ok := fc.binding("mine"); return ok })
 	if _, ok := fc.binding("other"); ok {
 		t.Errorf("pod of another scheduler was bound")
+	}
+}
+
+func TestSchedulerRetriesFailedBinding(t *testing.T) {
+	fc := newFakeCluster(t, node("n1", "1"), st.MakePod().Name("p").Obj())
+	var attempts atomic.Int32
+	fc.client.PrependReactor("create", "pods", func(action clienttesting.Action) (bool, runtime.Object, error) {
+		if action.GetSubresource() != "binding" {
+			return false, nil, nil
+		}
+		if attempts.Add(1) == 1 {
+			return true, nil, fmt.Errorf("injected binding failure")
+		}
+		return false, nil, nil
+	})
+	rec := &recorder{}
+	startScheduler(t, fc, rec)
+
+	poll(t, "binding after a failed attempt", func() bool { _, ok := fc.binding("p"); return ok })
+	if got := attempts.Load(); got < 2 {
+		t.Errorf("got %d binding attempts, want at least 2", got)
+	}
+	if _, ok := rec.find("p Warning FailedScheduling "); !ok {
+		t.Errorf("got no FailedScheduling event for the failed binding, want one (events: %v)", rec.events)
+	}
+}
+
+func TestSchedulerWaitsForSchedulingGates(t *testing.T) {
+	gated := st.MakePod().Name("gated").SchedulingGates("example.com/wait").Obj()
+	fc := newFakeCluster(t, node("n1", "1"), gated, st.MakePod().Name("free").Obj())
+	startScheduler(t, fc, &recorder{})
+
+	poll(t, "binding of the ungated pod", func() bool { _, ok := fc.binding("free"); return ok })
+	if _, ok := fc.binding("gated"); ok {
+		t.Fatalf("gated pod was bound")
+	}
+	p, err := fc.client.CoreV1().Pods("default").Get(context.Background(), "gated", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Spec.SchedulingGates = nil
+	if _, err := fc.client.CoreV1().Pods("default").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "binding once the gate is removed", func() bool { _, ok := fc.binding("gated"); return ok })
+}
+
+func TestSchedulerForgetsDeletedPendingPods(t *testing.T) {
+	pod := st.MakePod().Name("doomed").Req(map[v1.ResourceName]string{"cpu": "2"}).Obj()
+	fc := newFakeCluster(t, node("n1", "1"), pod)
+	rec := &recorder{}
+	startScheduler(t, fc, rec)
+	poll(t, "FailedScheduling event", func() bool { _, ok := rec.find("doomed Warning FailedScheduling"); return ok })
+	if err := fc.client.CoreV1().Pods("default").Delete(context.Background(), "doomed", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A node that would fit the pod must not bring it back.
+	if _, err := fc.client.CoreV1().Nodes().Create(context.Background(), node("big", "4"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	canary := st.MakePod().Name("canary").Obj()
+	if _, err := fc.client.CoreV1().Pods("default").Create(context.Background(), canary, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "binding of a later pod", func() bool { _, ok := fc.binding("canary"); return ok })
+	if _, ok := fc.binding("doomed"); ok {
+		t.Errorf("deleted pod was bound")
 	}
 }
