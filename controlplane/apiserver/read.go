@@ -82,14 +82,25 @@ func (s *Server) respondObject(req *request, code int, obj runtime.Object, accep
 	return nil
 }
 
+// partialMetadata returns obj's whole ObjectMeta as a
+// PartialObjectMetadata, as kube-apiserver's metadata-only responses do:
+// the garbage collector and the namespace controller read owner
+// references, finalizers and the deletion timestamp from them.
 func partialMetadata(obj runtime.Object) *metav1.PartialObjectMetadata {
-	m := accessor(obj)
 	p := &metav1.PartialObjectMetadata{}
-	if om, ok := m.(*metav1.ObjectMeta); ok {
+	var om *metav1.ObjectMeta
+	if oma, ok := obj.(metav1.ObjectMetaAccessor); ok {
+		om, _ = oma.GetObjectMeta().(*metav1.ObjectMeta)
+	}
+	if om != nil {
 		p.ObjectMeta = *om
 	} else {
-		p.ObjectMeta = metav1.ObjectMeta{Name: m.GetName(), Namespace: m.GetNamespace(), UID: m.GetUID(), ResourceVersion: m.GetResourceVersion(),
-			Labels: m.GetLabels(), Annotations: m.GetAnnotations(), CreationTimestamp: m.GetCreationTimestamp()}
+		m := accessor(obj)
+		p.ObjectMeta = metav1.ObjectMeta{Name: m.GetName(), GenerateName: m.GetGenerateName(), Namespace: m.GetNamespace(),
+			UID: m.GetUID(), ResourceVersion: m.GetResourceVersion(), Generation: m.GetGeneration(),
+			CreationTimestamp: m.GetCreationTimestamp(), DeletionTimestamp: m.GetDeletionTimestamp(),
+			DeletionGracePeriodSeconds: m.GetDeletionGracePeriodSeconds(), Labels: m.GetLabels(), Annotations: m.GetAnnotations(),
+			OwnerReferences: m.GetOwnerReferences(), Finalizers: m.GetFinalizers(), ManagedFields: m.GetManagedFields()}
 	}
 	p.APIVersion, p.Kind = "meta.k8s.io/v1", "PartialObjectMetadata"
 	return p
