@@ -68,7 +68,10 @@ type Config struct {
 	JSON              string
 	CPUProfile        string
 	MemProfile        string
-	Log               *slog.Logger
+	// Precreate creates the measured pods before the scheduler sees them
+	// and measures how fast it drains them.
+	Precreate bool
+	Log       *slog.Logger
 }
 
 // Throughput summarises the per-second samples of bound pods, as upstream's
@@ -184,6 +187,7 @@ type Result struct {
 	CPUs      int              `json:"cpus"`
 	LoadAvg   string           `json:"load_average_at_start"`
 	Fsync     bool             `json:"etcd_fsync"`
+	Precreate bool             `json:"precreated_pods"`
 	GOGC      int              `json:"gogc"`
 	Workloads []WorkloadResult `json:"workloads"`
 	RSSLimit  int64            `json:"rss_target_bytes"`
@@ -219,6 +223,7 @@ func Run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.CreateWorkers, "create-workers", 64, "concurrent pod and node creators")
 	fs.IntVar(&cfg.Parallelism, "parallelism", 0, "scheduler filter/score goroutines (default GOMAXPROCS)")
 	fs.BoolVar(&cfg.NoFsync, "etcd-unsafe-no-fsync", false, "run etcd without fsync")
+	fs.BoolVar(&cfg.Precreate, "precreate", false, "create the measured pods with the scheduler stopped, then measure how fast it drains them (upstream creates them while it runs)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 15*time.Minute, "limit per workload")
 	fs.StringVar(&cfg.JSON, "json", "", "write the results to this file as JSON")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -275,7 +280,7 @@ func print(r *Result) {
 			}
 		}
 	}()
-	fmt.Printf("skiff bench scheduler on %s (%d CPUs, load average at start %s, etcd fsync %v, GOGC %d)\n", r.Machine, r.CPUs, r.LoadAvg, r.Fsync, r.GOGC)
+	fmt.Printf("skiff bench scheduler on %s (%d CPUs, load average at start %s, etcd fsync %v, GOGC %d, pods precreated %v)\n", r.Machine, r.CPUs, r.LoadAvg, r.Fsync, r.GOGC, r.Precreate)
 	fmt.Printf("  %-16s %6s %6s %8s %9s %8s %8s %8s %9s %9s %6s\n", "workload", "nodes", "pods", "avg/s", "p50/s", "p90/s", "p99/s", "overall", "create/s", "peakRSS", "target")
 	for _, w := range r.Workloads {
 		mark := "ok"
@@ -304,7 +309,7 @@ func Bench(ctx context.Context, cfg Config) (*Result, error) {
 	host, _ := os.Hostname()
 	gogc := debug.SetGCPercent(100)
 	debug.SetGCPercent(gogc)
-	res := &Result{Machine: host, CPUs: runtime.NumCPU(), LoadAvg: loadAvg(), Fsync: !cfg.NoFsync, GOGC: gogc, RSSLimit: rssTarget}
+	res := &Result{Machine: host, CPUs: runtime.NumCPU(), LoadAvg: loadAvg(), Fsync: !cfg.NoFsync, GOGC: gogc, RSSLimit: rssTarget, Precreate: cfg.Precreate}
 	if cfg.CPUProfile != "" {
 		f, err := os.Create(cfg.CPUProfile)
 		if err != nil {
@@ -443,13 +448,28 @@ func runWorkload(ctx context.Context, cfg Config, name string) (*WorkloadResult,
 	if err != nil {
 		return nil, fmt.Errorf("new scheduler: %w", err)
 	}
-	sctx, scancel := context.WithCancel(ctx)
+	// stopSched is set while the scheduler runs.
+	var stopSched func()
+	startSched := func() error {
+		sctx, scancel := context.WithCancel(ctx)
+		if err := s.Start(sctx); err != nil {
+			scancel()
+			return fmt.Errorf("start scheduler: %w", err)
+		}
+		stopSched = func() {
+			scancel()
+			_ = s.Stop()
+			stopSched = nil
+		}
+		return nil
+	}
 	defer func() {
-		scancel()
-		_ = s.Stop()
+		if stopSched != nil {
+			stopSched()
+		}
 	}()
-	if err := s.Start(sctx); err != nil {
-		return nil, fmt.Errorf("start scheduler: %w", err)
+	if err := startSched(); err != nil {
+		return nil, err
 	}
 
 	// Initial pods, scheduled before measuring.
@@ -477,15 +497,30 @@ func runWorkload(ctx context.Context, cfg Config, name string) (*WorkloadResult,
 		return nil, err
 	}
 	defer counter.stop()
+	if cfg.Precreate {
+		// Create the measured pods with the scheduler stopped, then
+		// measure how fast it drains them.
+		stopSched()
+		createDur, err := createPods(ctx, client, cfg, "sched-1", cfg.InitPods, cfg.Pods, name, false)
+		if err != nil {
+			return nil, err
+		}
+		wr.CreateRate = float64(cfg.Pods) / createDur.Seconds()
+		if err := startSched(); err != nil {
+			return nil, err
+		}
+	}
 	apiBefore := snapshotAPI(cp.metrics)
 	collector := startThroughputCollector(counter)
 	start := time.Now()
-	createDur, err := createPods(ctx, client, cfg, "sched-1", cfg.InitPods, cfg.Pods, name, false)
-	if err != nil {
-		collector.finish()
-		return nil, err
+	if !cfg.Precreate {
+		createDur, err := createPods(ctx, client, cfg, "sched-1", cfg.InitPods, cfg.Pods, name, false)
+		if err != nil {
+			collector.finish()
+			return nil, err
+		}
+		wr.CreateRate = float64(cfg.Pods) / createDur.Seconds()
 	}
-	wr.CreateRate = float64(cfg.Pods) / createDur.Seconds()
 	if err := counter.waitFor(ctx, cfg.Pods); err != nil {
 		collector.finish()
 		return nil, fmt.Errorf("measured pods: %w (%d of %d bound)", err, counter.count(), cfg.Pods)
@@ -503,8 +538,7 @@ func runWorkload(ctx context.Context, cfg Config, name string) (*WorkloadResult,
 			return nil, err
 		}
 	}
-	scancel()
-	_ = s.Stop()
+	stopSched()
 	wr.PeakRSSBytes = rss.finish()
 	return wr, nil
 }
