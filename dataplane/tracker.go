@@ -53,19 +53,23 @@ type ChangeTracker struct {
 
 	mu sync.Mutex
 
-	// Applied state.
+	// Applied state: the Update's maps, and per Service what they were
+	// built from (one record per Service keeps the tracker small: a full
+	// sync of tens of thousands of Services spends much of its time
+	// allocating and first touching memory).
 	services  map[ServicePortName]*ServicePort
 	endpoints map[ServicePortName][]Endpoint
-	svcPorts  map[types.NamespacedName]map[ServicePortName]*ServicePort
-	slices    map[types.NamespacedName]map[string]*sliceInfo
-	epNames   map[types.NamespacedName][]ServicePortName
+	perSvc    map[types.NamespacedName]*serviceState
 	// epCount is the total length of the lists in endpoints.
 	epCount int
 
 	// Pending changes: the latest recorded state per Service (nil map:
-	// deleted or not proxied) and per slice (nil: deleted).
+	// deleted or not proxied) and per slice (nil info: deleted).
 	pendingSvc    map[types.NamespacedName]map[ServicePortName]*ServicePort
-	pendingSlices map[types.NamespacedName]map[string]*sliceInfo
+	pendingSlices map[types.NamespacedName][]namedSlice
+
+	// scratch is buildEndpoints' result buffer, reused.
+	scratch []portEndpoints
 
 	// warned remembers what was already logged as ignored, per Service.
 	warned map[types.NamespacedName]map[string]struct{}
@@ -96,11 +100,9 @@ func NewChangeTracker(node NodeConfig, opts ...TrackerOption) *ChangeTracker {
 		log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 		services:      make(map[ServicePortName]*ServicePort),
 		endpoints:     make(map[ServicePortName][]Endpoint),
-		svcPorts:      make(map[types.NamespacedName]map[ServicePortName]*ServicePort),
-		slices:        make(map[types.NamespacedName]map[string]*sliceInfo),
-		epNames:       make(map[types.NamespacedName][]ServicePortName),
+		perSvc:        make(map[types.NamespacedName]*serviceState),
 		pendingSvc:    make(map[types.NamespacedName]map[ServicePortName]*ServicePort),
-		pendingSlices: make(map[types.NamespacedName]map[string]*sliceInfo),
+		pendingSlices: make(map[types.NamespacedName][]namedSlice),
 		warned:        make(map[types.NamespacedName]map[string]struct{}),
 	}
 	for _, o := range opts {
@@ -136,7 +138,7 @@ func (t *ChangeTracker) recordService(key, svc *v1.Service) {
 	} else {
 		t.warnOnce(nn, ignored)
 	}
-	changed := !servicePortsEqual(t.svcPorts[nn], ports)
+	changed := !servicePortsEqual(t.perSvc[nn].servicePorts(), ports)
 	if changed {
 		t.pendingSvc[nn] = ports
 	} else {
@@ -182,20 +184,17 @@ func (t *ChangeTracker) recordSlice(slice *discoveryv1.EndpointSlice, remove boo
 		info = newSliceInfo(slice)
 	}
 	t.mu.Lock()
-	applied := t.slices[nn][slice.Name]
-	pending := t.pendingSlices[nn]
+	applied := findSlice(t.perSvc[nn].sliceList(), slice.Name)
 	changed := !applied.equal(info)
-	switch {
-	case changed:
-		if pending == nil {
-			pending = make(map[string]*sliceInfo)
-			t.pendingSlices[nn] = pending
-		}
-		pending[slice.Name] = info
-	case pending != nil:
-		delete(pending, slice.Name)
-		if len(pending) == 0 {
+	pending := t.pendingSlices[nn]
+	if changed {
+		t.pendingSlices[nn] = putSlice(pending, slice.Name, info)
+	} else if i := indexSlice(pending, slice.Name); i >= 0 {
+		// Back to what is applied: nothing pending for this slice.
+		if pending = slices.Delete(pending, i, i+1); len(pending) == 0 {
 			delete(t.pendingSlices, nn)
+		} else {
+			t.pendingSlices[nn] = pending
 		}
 	}
 	t.mu.Unlock()
@@ -236,7 +235,8 @@ func (t *ChangeTracker) Apply() Update {
 	t.reserve()
 
 	for nn, ports := range t.pendingSvc {
-		old := t.svcPorts[nn]
+		st := t.perSvc[nn]
+		old := st.servicePorts()
 		for name := range old {
 			if _, ok := ports[name]; !ok {
 				delete(t.services, name)
@@ -249,32 +249,28 @@ func (t *ChangeTracker) Apply() Update {
 				changed[name] = struct{}{}
 			}
 		}
-		if ports == nil {
-			delete(t.svcPorts, nn)
-		} else {
-			t.svcPorts[nn] = ports
+		if st == nil && ports != nil {
+			st = &serviceState{}
+			t.perSvc[nn] = st
+		}
+		if st != nil {
+			st.ports = ports
+			t.dropIfEmpty(nn, st)
 		}
 	}
 	clear(t.pendingSvc)
 
 	for nn, pending := range t.pendingSlices {
-		applied := t.slices[nn]
-		if applied == nil {
-			applied = make(map[string]*sliceInfo, len(pending))
-			t.slices[nn] = applied
+		st := t.perSvc[nn]
+		if st == nil {
+			st = &serviceState{}
+			t.perSvc[nn] = st
 		}
-		for name, info := range pending {
-			if info == nil {
-				delete(applied, name)
-			} else {
-				applied[name] = info
-			}
+		for _, ps := range pending {
+			st.slices = applySlice(st.slices, ps)
 		}
-		if len(applied) == 0 {
-			delete(t.slices, nn)
-		}
-		eps := t.buildEndpoints(nn, applied)
-		oldNames := t.epNames[nn]
+		eps := t.buildEndpoints(nn, st.slices)
+		oldNames := st.epNames
 		for _, name := range oldNames {
 			if !slices.ContainsFunc(eps, func(pe portEndpoints) bool { return pe.name == name }) {
 				t.epCount -= len(t.endpoints[name])
@@ -293,14 +289,16 @@ func (t *ChangeTracker) Apply() Update {
 		}
 		switch {
 		case len(eps) == 0:
-			delete(t.epNames, nn)
+			st.epNames = nil
 		case !sameNames:
 			names := make([]ServicePortName, len(eps))
 			for i, pe := range eps {
 				names[i] = pe.name
 			}
-			t.epNames[nn] = names
+			st.epNames = names
 		}
+		clear(eps) // the scratch buffer must not keep the lists alive
+		t.dropIfEmpty(nn, st)
 	}
 	clear(t.pendingSlices)
 
@@ -312,15 +310,92 @@ func (t *ChangeTracker) Apply() Update {
 // once), so they are allocated once rather than doubled step by step.
 // The copy costs as much as the batch, at most.
 func (t *ChangeTracker) reserve() {
-	if n := len(t.pendingSvc); n > len(t.svcPorts) {
-		t.svcPorts = withRoom(t.svcPorts, n)
+	if n := len(t.pendingSvc) + len(t.pendingSlices); n > len(t.perSvc) {
+		t.perSvc = withRoom(t.perSvc, n)
+	}
+	if n := len(t.pendingSvc); n > len(t.services) {
 		t.services = withRoom(t.services, n)
 	}
-	if n := len(t.pendingSlices); n > len(t.slices) {
-		t.slices = withRoom(t.slices, n)
-		t.epNames = withRoom(t.epNames, n)
+	if n := len(t.pendingSlices); n > len(t.endpoints) {
 		t.endpoints = withRoom(t.endpoints, n)
 	}
+}
+
+// serviceState is what the tracker applied for one Service.
+type serviceState struct {
+	ports   map[ServicePortName]*ServicePort // nil: no Service, or not proxied
+	slices  []namedSlice                     // by name
+	epNames []ServicePortName                // names with endpoints, as built
+}
+
+func (st *serviceState) servicePorts() map[ServicePortName]*ServicePort {
+	if st == nil {
+		return nil
+	}
+	return st.ports
+}
+
+func (st *serviceState) sliceList() []namedSlice {
+	if st == nil {
+		return nil
+	}
+	return st.slices
+}
+
+// dropIfEmpty forgets a Service with neither ports nor slices.
+func (t *ChangeTracker) dropIfEmpty(nn types.NamespacedName, st *serviceState) {
+	if st.ports == nil && len(st.slices) == 0 && len(st.epNames) == 0 {
+		delete(t.perSvc, nn)
+	}
+}
+
+// namedSlice is one EndpointSlice of a Service; lists of them are kept in
+// name order (a Service has one slice per 100 endpoints by default, so a
+// sorted list beats a map).
+type namedSlice struct {
+	name string
+	info *sliceInfo // nil in a pending list: deleted
+}
+
+func indexSlice(list []namedSlice, name string) int {
+	i, ok := slices.BinarySearchFunc(list, name, func(s namedSlice, n string) int { return strings.Compare(s.name, n) })
+	if !ok {
+		return -1
+	}
+	return i
+}
+
+func findSlice(list []namedSlice, name string) *sliceInfo {
+	if i := indexSlice(list, name); i >= 0 {
+		return list[i].info
+	}
+	return nil
+}
+
+// putSlice sets name's info in a sorted list, replacing or inserting (a
+// pending list records deletions as nil infos).
+func putSlice(list []namedSlice, name string, info *sliceInfo) []namedSlice {
+	i, ok := slices.BinarySearchFunc(list, name, func(s namedSlice, n string) int { return strings.Compare(s.name, n) })
+	if ok {
+		list[i].info = info
+		return list
+	}
+	return slices.Insert(list, i, namedSlice{name: name, info: info})
+}
+
+// applySlice folds one pending entry into an applied list: a nil info
+// removes the slice.
+func applySlice(list []namedSlice, ps namedSlice) []namedSlice {
+	if ps.info != nil {
+		return putSlice(list, ps.name, ps.info)
+	}
+	if i := indexSlice(list, ps.name); i >= 0 {
+		list = slices.Delete(list, i, i+1)
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	return list
 }
 
 // withRoom returns m, or a copy of it with room for extra more entries.
@@ -351,36 +426,17 @@ type portEndpoints struct {
 // Each slice's endpoints are sorted by address when recorded, so the
 // common case (one slice) needs neither sorting nor a lookup table: the
 // list is built in order and adjacent duplicates are merged.
-func (t *ChangeTracker) buildEndpoints(nn types.NamespacedName, bySlice map[string]*sliceInfo) []portEndpoints {
-	if len(bySlice) == 0 {
-		return nil
-	}
-	var one [1]*sliceInfo
-	infos := one[:0]
-	if len(bySlice) == 1 {
-		for _, info := range bySlice {
-			infos = append(infos, info)
-		}
-	} else {
-		names := make([]string, 0, len(bySlice))
-		for n := range bySlice {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		infos = make([]*sliceInfo, len(names))
-		for i, n := range names {
-			infos[i] = bySlice[n]
-		}
-	}
-	var out []portEndpoints
-	for si, info := range infos {
+func (t *ChangeTracker) buildEndpoints(nn types.NamespacedName, list []namedSlice) []portEndpoints {
+	out := t.scratch[:0]
+	for si, ns := range list {
+		info := ns.info
 		for _, p := range info.ports {
 			spn := ServicePortName{NamespacedName: nn, Port: p.name, Protocol: p.protocol}
 			j := slices.IndexFunc(out, func(pe portEndpoints) bool { return pe.name == spn })
 			if j < 0 {
 				n := 0
-				for _, o := range infos[si:] {
-					n += len(o.endpoints)
+				for _, o := range list[si:] {
+					n += len(o.info.endpoints)
 				}
 				out = append(out, portEndpoints{name: spn, eps: make([]Endpoint, 0, n)})
 				j = len(out) - 1
@@ -405,6 +461,8 @@ func (t *ChangeTracker) buildEndpoints(nn types.NamespacedName, bySlice map[stri
 			kept = append(kept, pe)
 		}
 	}
+	clear(out[len(kept):])
+	t.scratch = kept[:0]
 	return kept
 }
 
