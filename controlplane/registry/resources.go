@@ -21,10 +21,38 @@ func allVerbs() []string {
 	return []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 }
 
-// Resources returns the catalogue of served resources, as kube-apiserver
+// Options are the settings of the catalogue that kube-apiserver takes as
+// flags.
+type Options struct {
+	// DefaultNotReadyTolerationSeconds and
+	// DefaultUnreachableTolerationSeconds are the tolerationSeconds of the
+	// node.kubernetes.io/not-ready and node.kubernetes.io/unreachable
+	// NoExecute tolerations added to every pod that has none
+	// (--default-not-ready-toleration-seconds and
+	// --default-unreachable-toleration-seconds; 300 in DefaultOptions).
+	// They are used as given: 0 makes pods leave a lost node at once.
+	DefaultNotReadyTolerationSeconds    int64
+	DefaultUnreachableTolerationSeconds int64
+}
+
+// DefaultOptions returns kube-apiserver's defaults. Start from them and
+// change what differs.
+func DefaultOptions() Options {
+	return Options{
+		DefaultNotReadyTolerationSeconds:    core.DefaultTolerationSeconds,
+		DefaultUnreachableTolerationSeconds: core.DefaultTolerationSeconds,
+	}
+}
+
+// Resources returns the catalogue with DefaultOptions.
+func Resources() []*Resource { return Catalogue(DefaultOptions()) }
+
+// Catalogue returns the catalogue of served resources, as kube-apiserver
 // 1.37 lists them in discovery (names, kinds, scope, verbs, short names,
-// categories, subresources). Each call returns new values.
-func Resources() []*Resource {
+// categories, subresources), with the rules opts configure. Each call
+// returns new values.
+func Catalogue(opts Options) []*Resource {
+	notReady, unreachable := opts.DefaultNotReadyTolerationSeconds, opts.DefaultUnreachableTolerationSeconds
 	coreV1 := schema.GroupVersion{Version: "v1"}
 	appsV1 := appsv1.SchemeGroupVersion
 	discoveryV1 := discoveryv1.SchemeGroupVersion
@@ -56,7 +84,7 @@ func Resources() []*Resource {
 			Subresources: []string{"binding", "status"},
 			New:          func() runtime.Object { return &corev1.Pod{} },
 			NewList:      func() runtime.Object { return &corev1.PodList{} },
-			Strategy:     core.PodStrategy{},
+			Strategy:     core.PodStrategy{NotReadyTolerationSeconds: &notReady, UnreachableTolerationSeconds: &unreachable},
 		},
 		{
 			GroupVersion: coreV1, Kind: "Service", Name: "services", SingularName: "service",

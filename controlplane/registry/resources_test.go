@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -93,5 +94,40 @@ func TestResourcesFresh(t *testing.T) {
 	a[0].ShortNames[0] = "changed"
 	if b[0].ShortNames[0] == "changed" {
 		t.Errorf("got shared state between Resources calls, want fresh values")
+	}
+}
+
+// TestCatalogueTolerationSeconds: the pod strategy of the catalogue adds
+// the default tolerations with the seconds of the options; Resources uses
+// kube-apiserver's 300.
+func TestCatalogueTolerationSeconds(t *testing.T) {
+	tests := []struct {
+		name                          string
+		resources                     []*Resource
+		wantNotReady, wantUnreachable int64
+	}{
+		{"Resources", Resources(), 300, 300},
+		{"DefaultOptions", Catalogue(DefaultOptions()), 300, 300},
+		{"lab", Catalogue(Options{DefaultNotReadyTolerationSeconds: 20, DefaultUnreachableTolerationSeconds: 30}), 20, 30},
+		{"zero", Catalogue(Options{}), 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pods := Find(tc.resources, schema.GroupVersionResource{Version: "v1", Resource: "pods"})
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+			pods.Strategy.Default(pod)
+			pods.Strategy.PrepareForCreate(context.Background(), pod)
+			got := map[string]int64{}
+			for _, tl := range pod.Spec.Tolerations {
+				if tl.TolerationSeconds != nil {
+					got[tl.Key] = *tl.TolerationSeconds
+				}
+			}
+			want := map[string]int64{corev1.TaintNodeNotReady: tc.wantNotReady, corev1.TaintNodeUnreachable: tc.wantUnreachable}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got toleration seconds %v, want %v", got, want)
+			}
+		})
 	}
 }

@@ -47,6 +47,7 @@ type options struct {
 	nodePortSize  int
 	bookmarkEvery time.Duration
 	log           *slog.Logger
+	catalogue     registry.Options
 }
 
 // WithSharedEtcd makes the new server use other's etcd instead of starting
@@ -66,6 +67,17 @@ func WithNodePortRange(base, size int) Option {
 // WithBookmarkInterval sets how often watches that ask get bookmarks
 // (default one minute, as kube-apiserver).
 func WithBookmarkInterval(d time.Duration) Option { return func(o *options) { o.bookmarkEvery = d } }
+
+// WithDefaultTolerationSeconds sets the tolerationSeconds of the
+// not-ready and unreachable tolerations given to pods (default 300 each,
+// as kube-apiserver's --default-not-ready-toleration-seconds and
+// --default-unreachable-toleration-seconds).
+func WithDefaultTolerationSeconds(notReady, unreachable int64) Option {
+	return func(o *options) {
+		o.catalogue.DefaultNotReadyTolerationSeconds = notReady
+		o.catalogue.DefaultUnreachableTolerationSeconds = unreachable
+	}
+}
 
 // WithLogger sends the server's logs to log instead of t.Log.
 func WithLogger(log *slog.Logger) Option { return func(o *options) { o.log = log } }
@@ -111,7 +123,7 @@ func (w *tlogWriter) Write(p []byte) (int, error) {
 // Start runs etcd and the API server and waits until /readyz passes.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	s := &Server{dataDir: t.TempDir()}
+	s := &Server{dataDir: t.TempDir(), opts: options{catalogue: registry.DefaultOptions()}}
 	for _, o := range opts {
 		o(&s.opts)
 	}
@@ -199,7 +211,7 @@ func (s *Server) start(addr string) error {
 
 	cfg := apiserver.Config{
 		Store:            storage.NewStore(cli, s.opts.log, nil),
-		Resources:        registry.Resources(),
+		Resources:        registry.Catalogue(s.opts.catalogue),
 		Log:              s.opts.log,
 		Authenticate:     func(r *http.Request) bool { _, ok := pki.Authenticate(r); return ok },
 		TypeConverter:    tc,

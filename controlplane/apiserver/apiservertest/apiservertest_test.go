@@ -69,3 +69,35 @@ func TestSharedEtcdSurvivesTheOwnersRestart(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+func TestWithDefaultTolerationSeconds(t *testing.T) {
+	tests := []struct {
+		name                          string
+		opts                          []Option
+		wantNotReady, wantUnreachable int64
+	}{
+		{"default", nil, 300, 300},
+		{"lab", []Option{WithDefaultTolerationSeconds(5, 10)}, 5, 10},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := Start(t, tc.opts...)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			pod, err := srv.Client().CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int64{}
+			for _, tl := range pod.Spec.Tolerations {
+				if tl.TolerationSeconds != nil {
+					got[tl.Key] = *tl.TolerationSeconds
+				}
+			}
+			if got[corev1.TaintNodeNotReady] != tc.wantNotReady || got[corev1.TaintNodeUnreachable] != tc.wantUnreachable || len(got) != 2 {
+				t.Errorf("got toleration seconds %v, want not-ready %d and unreachable %d", got, tc.wantNotReady, tc.wantUnreachable)
+			}
+		})
+	}
+}

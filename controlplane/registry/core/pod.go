@@ -27,13 +27,40 @@ const (
 	systemNodeCriticalPriority    = int32(2000001000)
 )
 
-// Toleration defaults of the DefaultTolerationSeconds admission plugin.
-const defaultTolerationSeconds = int64(300)
+// DefaultTolerationSeconds is the default of kube-apiserver's
+// --default-not-ready-toleration-seconds and
+// --default-unreachable-toleration-seconds (the DefaultTolerationSeconds
+// admission plugin).
+const DefaultTolerationSeconds = int64(300)
 
 // PodStrategy holds the rules of pods (pkg/registry/core/pod/strategy.go).
 // Besides the Strategy methods it implements the status strategy, graceful
 // deletion and the pods/binding subresource.
-type PodStrategy struct{}
+type PodStrategy struct {
+	// NotReadyTolerationSeconds and UnreachableTolerationSeconds are the
+	// tolerationSeconds of the node.kubernetes.io/not-ready and
+	// node.kubernetes.io/unreachable NoExecute tolerations added to pods
+	// that have none (kube-apiserver's
+	// --default-not-ready-toleration-seconds and
+	// --default-unreachable-toleration-seconds). Nil is
+	// DefaultTolerationSeconds; labs shorten them so that pods leave a
+	// lost node sooner.
+	NotReadyTolerationSeconds    *int64
+	UnreachableTolerationSeconds *int64
+}
+
+// tolerationSeconds returns the configured seconds of the two default
+// tolerations.
+func (s PodStrategy) tolerationSeconds() (notReady, unreachable int64) {
+	notReady, unreachable = DefaultTolerationSeconds, DefaultTolerationSeconds
+	if s.NotReadyTolerationSeconds != nil {
+		notReady = *s.NotReadyTolerationSeconds
+	}
+	if s.UnreachableTolerationSeconds != nil {
+		unreachable = *s.UnreachableTolerationSeconds
+	}
+	return notReady, unreachable
+}
 
 // Default applies the pod defaults.
 func (PodStrategy) Default(obj runtime.Object) { DefaultPod(obj.(*corev1.Pod)) }
@@ -42,13 +69,13 @@ func (PodStrategy) Default(obj runtime.Object) { DefaultPod(obj.(*corev1.Pod)) }
 // the pod's QoS class, and does what kube-apiserver's admission chain would:
 // the priority from the priority class (Priority plugin) and the
 // not-ready/unreachable tolerations (DefaultTolerationSeconds plugin).
-func (PodStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
+func (s PodStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
 	pod := obj.(*corev1.Pod)
 	pod.Generation = 1
 	pod.Status = corev1.PodStatus{Phase: corev1.PodPending}
 	applySchedulingGatedCondition(pod)
 	admitPriority(pod)
-	addDefaultTolerations(pod)
+	addDefaultTolerations(pod, s)
 	pod.Status.QOSClass = PodQOS(pod)
 }
 
@@ -82,9 +109,10 @@ func priorityOf(class string) (int32, bool) {
 }
 
 // addDefaultTolerations adds the node.kubernetes.io/not-ready and
-// node.kubernetes.io/unreachable NoExecute tolerations for 300 seconds unless
-// the pod already tolerates those taints.
-func addDefaultTolerations(pod *corev1.Pod) {
+// node.kubernetes.io/unreachable NoExecute tolerations for the strategy's
+// seconds unless the pod already tolerates those taints.
+func addDefaultTolerations(pod *corev1.Pod, s PodStrategy) {
+	notReadySeconds, unreachableSeconds := s.tolerationSeconds()
 	notReady, unreachable := false, false
 	for _, t := range pod.Spec.Tolerations {
 		noExecute := t.Effect == corev1.TaintEffectNoExecute || t.Effect == ""
@@ -98,11 +126,12 @@ func addDefaultTolerations(pod *corev1.Pod) {
 	for _, add := range []struct {
 		key     string
 		present bool
-	}{{corev1.TaintNodeNotReady, notReady}, {corev1.TaintNodeUnreachable, unreachable}} {
+		seconds int64
+	}{{corev1.TaintNodeNotReady, notReady, notReadySeconds}, {corev1.TaintNodeUnreachable, unreachable, unreachableSeconds}} {
 		if add.present {
 			continue
 		}
-		seconds := defaultTolerationSeconds
+		seconds := add.seconds
 		pod.Spec.Tolerations = append(pod.Spec.Tolerations, corev1.Toleration{
 			Key: add.key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &seconds,
 		})
@@ -126,7 +155,7 @@ func applySchedulingGatedCondition(pod *corev1.Pod) {
 // PrepareForUpdate keeps the old status and bumps generation when the spec
 // changed. Priority and the default tolerations are carried over as the
 // admission plugins do on update.
-func (PodStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+func (s PodStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 	newPod, oldPod := obj.(*corev1.Pod), old.(*corev1.Pod)
 	newPod.Status = oldPod.Status
 	if newPod.Spec.Priority == nil {
@@ -135,7 +164,7 @@ func (PodStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) 
 	if newPod.Spec.PreemptionPolicy == nil {
 		newPod.Spec.PreemptionPolicy = oldPod.Spec.PreemptionPolicy
 	}
-	addDefaultTolerations(newPod)
+	addDefaultTolerations(newPod, s)
 	if !apiequality.Semantic.DeepEqual(newPod.Spec, oldPod.Spec) {
 		newPod.Generation = oldPod.Generation + 1
 	} else {

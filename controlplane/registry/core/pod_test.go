@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -131,6 +132,55 @@ func TestPodDefaultTolerationsKept(t *testing.T) {
 	if len(p.Spec.Tolerations) != 1 {
 		t.Errorf("got tolerations %v, want only the tolerate-everything one", p.Spec.Tolerations)
 	}
+}
+
+// TestPodDefaultTolerationSeconds: the not-ready and unreachable
+// tolerations take their seconds from the strategy (kube-apiserver's
+// --default-not-ready-toleration-seconds and
+// --default-unreachable-toleration-seconds), 300 when unset, and only the
+// missing ones are added.
+func TestPodDefaultTolerationSeconds(t *testing.T) {
+	tests := []struct {
+		name                        string
+		strategy                    PodStrategy
+		tolerations                 []corev1.Toleration
+		wantNotReady, wantUnreachable *int64 // nil: no toleration added for the taint
+	}{
+		{"unset is 300", PodStrategy{}, nil, int64p(300), int64p(300)},
+		{"configured", PodStrategy{NotReadyTolerationSeconds: int64p(5), UnreachableTolerationSeconds: int64p(10)}, nil, int64p(5), int64p(10)},
+		{"zero is zero", PodStrategy{NotReadyTolerationSeconds: int64p(0), UnreachableTolerationSeconds: int64p(0)}, nil, int64p(0), int64p(0)},
+		{"only unreachable configured", PodStrategy{UnreachableTolerationSeconds: int64p(20)}, nil, int64p(300), int64p(20)},
+		{"pod tolerates not-ready already", PodStrategy{NotReadyTolerationSeconds: int64p(5), UnreachableTolerationSeconds: int64p(10)},
+			[]corev1.Toleration{{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: int64p(1000)}},
+			int64p(1000), int64p(10)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPod(func(p *corev1.Pod) { p.Spec.Tolerations = tc.tolerations })
+			tc.strategy.Default(p)
+			tc.strategy.PrepareForCreate(context.Background(), p)
+			got := map[string]*int64{}
+			for _, tl := range p.Spec.Tolerations {
+				got[tl.Key] = tl.TolerationSeconds
+			}
+			for key, want := range map[string]*int64{corev1.TaintNodeNotReady: tc.wantNotReady, corev1.TaintNodeUnreachable: tc.wantUnreachable} {
+				g, ok := got[key]
+				if !ok || g == nil || *g != *want {
+					t.Errorf("%s: got %v (present %t), want %d seconds", key, ptrString(g), ok, *want)
+				}
+			}
+			if len(p.Spec.Tolerations) != 2 {
+				t.Errorf("got tolerations %v, want two", p.Spec.Tolerations)
+			}
+		})
+	}
+}
+
+func ptrString(v *int64) string {
+	if v == nil {
+		return "nil"
+	}
+	return fmt.Sprint(*v)
 }
 
 func TestPodQOS(t *testing.T) {
