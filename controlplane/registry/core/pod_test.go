@@ -141,9 +141,9 @@ func TestPodDefaultTolerationsKept(t *testing.T) {
 // missing ones are added.
 func TestPodDefaultTolerationSeconds(t *testing.T) {
 	tests := []struct {
-		name                        string
-		strategy                    PodStrategy
-		tolerations                 []corev1.Toleration
+		name                          string
+		strategy                      PodStrategy
+		tolerations                   []corev1.Toleration
 		wantNotReady, wantUnreachable *int64 // nil: no toleration added for the taint
 	}{
 		{"unset is 300", PodStrategy{}, nil, int64p(300), int64p(300)},
