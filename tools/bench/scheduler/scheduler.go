@@ -63,6 +63,7 @@ type Config struct {
 	Zones             int
 	CreateWorkers     int
 	Parallelism       int
+	BindParallelism   int
 	NoFsync           bool
 	Timeout           time.Duration
 	JSON              string
@@ -222,6 +223,7 @@ func Run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Zones, "zones", 3, "zones for the topology-spread workload")
 	fs.IntVar(&cfg.CreateWorkers, "create-workers", 64, "concurrent pod and node creators")
 	fs.IntVar(&cfg.Parallelism, "parallelism", 0, "scheduler filter/score goroutines (default GOMAXPROCS)")
+	fs.IntVar(&cfg.BindParallelism, "bind-parallelism", 0, "scheduler bind calls in flight (default the scheduler's, 64)")
 	fs.BoolVar(&cfg.NoFsync, "etcd-unsafe-no-fsync", false, "run etcd without fsync")
 	fs.BoolVar(&cfg.Precreate, "precreate", false, "create the measured pods with the scheduler stopped, then measure how fast it drains them (upstream creates them while it runs)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 15*time.Minute, "limit per workload")
@@ -440,10 +442,11 @@ func runWorkload(ctx context.Context, cfg Config, name string) (*WorkloadResult,
 
 	reg := prometheus.NewRegistry()
 	s, err := sched.New(sched.Config{
-		RESTConfig:  cp.restConfig("skiff-scheduler"),
-		Log:         log.With("component", "scheduler"),
-		Metrics:     reg,
-		Parallelism: cfg.Parallelism,
+		RESTConfig:      cp.restConfig("skiff-scheduler"),
+		Log:             log.With("component", "scheduler"),
+		Metrics:         reg,
+		Parallelism:     cfg.Parallelism,
+		BindParallelism: cfg.BindParallelism,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new scheduler: %w", err)
