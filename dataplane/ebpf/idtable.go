@@ -32,6 +32,15 @@ func (t *idTable[T]) set(id uint32, v *T) {
 
 func (t *idTable[T]) del(id uint32) { t.set(id, nil) }
 
+// reserve makes room for ids below n.
+func (t *idTable[T]) reserve(n int) {
+	if n > len(t.items) {
+		items := make([]*T, n)
+		copy(items, t.items)
+		t.items = items
+	}
+}
+
 func (t *idTable[T]) len() int { return t.n }
 
 // each calls fn for every id with a value; fn may delete entries.

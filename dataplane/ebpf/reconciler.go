@@ -1,6 +1,7 @@
 package ebpf
 
 import (
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -39,9 +40,14 @@ type reconciler struct {
 	// the maps back and diffs every ServicePort.
 	needFull bool
 
-	// maglev and maglevNames are reused by every table build.
+	// maglev and maglevNames are reused by every table build; the
+	// buffers below by every planPort.
 	maglev      maglev.Builder
 	maglevNames []string
+	clusterBuf  []uint32
+	localBuf    []uint32
+	frontendBuf []frontend
+	beChunk     []beState
 
 	// claimable maps frontends found in the maps to their set ids, during
 	// the full diff after adopt: a ServicePort takes over the sets its
@@ -62,23 +68,15 @@ type portState struct {
 	cluster   uint32 // set ids; 0 when absent
 	local     uint32
 	frontends []SvcKey
-	endpoints []beKey // every endpoint in the slices, any state
-	epIndex   map[beKey]struct{}
+	endpoints []beKey // every endpoint in the slices, any state; ascending
 }
 
-// hasEndpoint reports whether k is one of the port's endpoints; long lists
-// get an index on first use.
+// hasEndpoint reports whether k is one of the port's endpoints.
 func (ps *portState) hasEndpoint(k beKey) bool {
 	if len(ps.endpoints) <= 16 {
 		return slices.Contains(ps.endpoints, k)
 	}
-	if ps.epIndex == nil {
-		ps.epIndex = make(map[beKey]struct{}, len(ps.endpoints))
-		for _, e := range ps.endpoints {
-			ps.epIndex[e] = struct{}{}
-		}
-	}
-	_, ok := ps.epIndex[k]
+	_, ok := slices.BinarySearch(ps.endpoints, k)
 	return ok
 }
 
@@ -89,18 +87,32 @@ type setState struct {
 	maglevStale bool // a table exists but its input is unknown (restart)
 }
 
-type beKey struct {
-	addr  netip.Addr
-	port  uint16
-	proto uint8
+// beKey identifies a backend: its IPv4 address, port and protocol packed
+// into 64 bits (address in the high half), a cheap map key without
+// pointers.
+type beKey uint64
+
+func newBEKey(addr netip.Addr, port uint16, proto uint8) beKey {
+	a := addr.As4()
+	return beKey(uint64(binary.BigEndian.Uint32(a[:]))<<32 | uint64(port)<<16 | uint64(proto))
 }
 
+func (k beKey) addr() netip.Addr {
+	var a [4]byte
+	binary.BigEndian.PutUint32(a[:], uint32(k>>32))
+	return netip.AddrFrom4(a)
+}
+
+func (k beKey) port() uint16 { return uint16(k >> 16) }
+func (k beKey) proto() uint8 { return uint8(k) }
+
 func (k beKey) String() string {
-	return netip.AddrPortFrom(k.addr, k.port).String() + "/" + strconv.Itoa(int(k.proto))
+	return netip.AddrPortFrom(k.addr(), k.port()).String() + "/" + strconv.Itoa(int(k.proto()))
 }
 
 type beState struct {
 	id   uint32
+	key  beKey
 	val  Backend
 	refs int
 	name string // maglevName, once needed
@@ -146,11 +158,6 @@ type plan struct {
 func (p *plan) ops() int {
 	return len(p.beUpd) + len(p.slotKeys) + len(p.maglev) + len(p.svcKeys) + len(p.svcDel) +
 		len(p.dropSlots) + len(p.dropMgl) + len(p.slotDel) + len(p.maglevDel) + len(p.beDel)
-}
-
-// desiredSet is a backend set as the update wants it.
-type desiredSet struct {
-	eps []dataplane.Endpoint
 }
 
 // sync applies u. When full (or when the reconciler needs a full pass)
@@ -223,6 +230,9 @@ func (r *reconciler) presize(n int) {
 	if len(r.frontends) == 0 {
 		r.frontends = make(map[SvcKey]SvcVal, n)
 	}
+	// Ids are dense and handed out from 1.
+	r.sets.reserve(min(n+1, int(r.setIDs.max)))
+	r.byID.reserve(min(3*n+1, int(r.beIDs.max)))
 }
 
 func compareNames(a, b dataplane.ServicePortName) int {
@@ -275,37 +285,41 @@ func (r *reconciler) planPort(p *plan, name dataplane.ServicePortName, sp *datap
 	if old == nil {
 		old = r.claim(sp, proto)
 	}
-	next := &portState{}
+	eps = canonical(eps)
+	// Keys ascend as the endpoints do (address, then port; one protocol).
+	next := &portState{endpoints: make([]beKey, 0, len(eps))}
 
 	// Endpoints: every endpoint of the slices is a backend (established
 	// flows to terminating ones keep working); only the selected ones get
-	// slots. Lists are short: linear membership tests, sets for long
-	// ones (no per-port maps on the common path).
+	// slots. The list is sorted and de-duplicated by the tracker, so the
+	// backends come out distinct and the slot lists need no lookups.
+	sel := dataplane.NewSelection(eps)
+	clusterIDs, localIDs := r.clusterBuf[:0], r.localBuf[:0]
 	for _, ep := range eps {
-		if !ep.IP.Is4() {
-			continue
-		}
-		k := beKey{addr: ep.IP, port: ep.Port, proto: proto}
-		if slices.Contains(next.endpoints, k) {
-			continue
-		}
+		k := newBEKey(ep.IP, ep.Port, proto)
 		next.endpoints = append(next.endpoints, k)
-		if err := r.refBackend(p, k, ep.Local, !old.hasEndpoint(k)); err != nil {
+		be, err := r.refBackend(p, k, ep.IP, ep.Local, !old.hasEndpoint(k))
+		if err != nil {
 			return err
 		}
+		if sel.Cluster(ep) {
+			clusterIDs = append(clusterIDs, be.id)
+		}
+		if sel.Local(ep) {
+			localIDs = append(localIDs, be.id)
+		}
 	}
-
-	cluster, localEps := dataplane.SelectEndpoints(sp, eps)
+	r.clusterBuf, r.localBuf = clusterIDs, localIDs
 	hasExternal := sp.NodePort != 0 || len(sp.ExternalIPs) > 0 || len(sp.LoadBalancerIPs) > 0
 	needLocal := sp.InternalPolicyLocal || (sp.ExternalPolicyLocal && hasExternal)
 
 	var err error
-	next.cluster, err = r.planSet(p, old.cluster, cluster, proto, hasExternal && !sp.ExternalPolicyLocal)
+	next.cluster, err = r.planSet(p, old.cluster, clusterIDs, hasExternal && !sp.ExternalPolicyLocal)
 	if err != nil {
 		return err
 	}
 	if needLocal {
-		next.local, err = r.planSet(p, old.local, localEps, proto, hasExternal && sp.ExternalPolicyLocal)
+		next.local, err = r.planSet(p, old.local, localIDs, hasExternal && sp.ExternalPolicyLocal)
 		if err != nil {
 			return err
 		}
@@ -314,7 +328,8 @@ func (r *reconciler) planPort(p *plan, name dataplane.ServicePortName, sp *datap
 	}
 	// The ports of this ServicePort (ids, slots) are planned; now the
 	// frontends pointing at them.
-	want := r.frontendsFor(sp, proto, next, len(cluster) > 0)
+	want := r.frontendsFor(sp, proto, next, len(clusterIDs) > 0)
+	next.frontends = make([]SvcKey, 0, len(want))
 	for _, f := range want {
 		next.frontends = append(next.frontends, f.key)
 		if cur, ok := r.frontends[f.key]; ok && cur == f.val {
@@ -349,14 +364,41 @@ func (r *reconciler) planPort(p *plan, name dataplane.ServicePortName, sp *datap
 	return nil
 }
 
+// canonical returns eps as dataplane.Update promises them: IPv4 only and
+// strictly ordered by CompareEndpoints, so distinct. A list that breaks
+// the promise is filtered, sorted and de-duplicated into a copy (the first
+// copy of an endpoint kept) rather than counted twice.
+func canonical(eps []dataplane.Endpoint) []dataplane.Endpoint {
+	ok := true
+	for i, ep := range eps {
+		if !ep.IP.Is4() || (i > 0 && dataplane.CompareEndpoints(eps[i-1], ep) >= 0) {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return eps
+	}
+	out := make([]dataplane.Endpoint, 0, len(eps))
+	for _, ep := range eps {
+		if ep.IP.Is4() {
+			out = append(out, ep)
+		}
+	}
+	slices.SortStableFunc(out, dataplane.CompareEndpoints)
+	return slices.CompactFunc(out, func(a, b dataplane.Endpoint) bool { return dataplane.CompareEndpoints(a, b) == 0 })
+}
+
 type frontend struct {
 	key SvcKey
 	val SvcVal
 }
 
-// frontendsFor lists the frontend entries of sp.
+// frontendsFor lists the frontend entries of sp, in a buffer that the
+// next call reuses.
 func (r *reconciler) frontendsFor(sp *dataplane.ServicePort, proto uint8, ps *portState, hasEndpoints bool) []frontend {
-	var out []frontend
+	out := r.frontendBuf[:0]
+	defer func() { r.frontendBuf = out[:0] }()
 	flags := uint16(0)
 	if sp.AffinityTimeoutSeconds > 0 {
 		flags |= SvcFlagAffinity
@@ -418,8 +460,9 @@ func (r *reconciler) frontendsFor(sp *dataplane.ServicePort, proto uint8, ps *po
 }
 
 // planSet plans one backend set: allocates its id if new, diffs its slots
-// and, for sets used by XDP, its Maglev table.
-func (r *reconciler) planSet(p *plan, id uint32, eps []dataplane.Endpoint, proto uint8, wantMaglev bool) (uint32, error) {
+// (backend ids in slot order; ids is the caller's buffer) and, for sets
+// used by XDP, its Maglev table.
+func (r *reconciler) planSet(p *plan, id uint32, ids []uint32, wantMaglev bool) (uint32, error) {
 	st := r.sets.get(id)
 	if id == 0 || st == nil {
 		var err error
@@ -430,25 +473,20 @@ func (r *reconciler) planSet(p *plan, id uint32, eps []dataplane.Endpoint, proto
 		st = &setState{}
 		r.sets.set(id, st)
 	}
-	slots := make([]uint32, 0, len(eps))
-	for _, ep := range eps {
-		be := r.backends[beKey{addr: ep.IP, port: ep.Port, proto: proto}]
-		if be == nil {
-			continue // not IPv4
-		}
-		slots = append(slots, be.id)
-	}
-	for i, b := range slots {
+	for i, b := range ids {
 		if i < len(st.slots) && st.slots[i] == b {
 			continue
 		}
 		p.slotKeys = append(p.slotKeys, SlotKey{Id: id, Slot: uint32(i)})
 		p.slotVals = append(p.slotVals, b)
 	}
-	for i := len(slots); i < len(st.slots); i++ {
+	for i := len(ids); i < len(st.slots); i++ {
 		p.slotDel = append(p.slotDel, SlotKey{Id: id, Slot: uint32(i)})
 	}
-	st.slots = slots
+	if !slices.Equal(st.slots, ids) {
+		st.slots = slices.Clone(ids)
+	}
+	slots := st.slots
 
 	wantMaglev = wantMaglev && len(slots) > 0
 	switch {
@@ -459,7 +497,7 @@ func (r *reconciler) planSet(p *plan, id uint32, eps []dataplane.Endpoint, proto
 		}
 		p.maglev[id] = table
 		st.hasMaglev, st.maglevStale = true, false
-		st.maglev = slices.Clone(slots)
+		st.maglev = slots // st.slots is replaced, never modified
 	case !wantMaglev && st.hasMaglev:
 		p.maglevDel = append(p.maglevDel, id)
 		st.hasMaglev, st.maglevStale, st.maglev = false, false, nil
@@ -489,19 +527,20 @@ func (r *reconciler) maglevTable(slots []uint32) ([]uint32, error) {
 // maglevName is the backend's Maglev id, "addr:port/proto", built once.
 func (b *beState) maglevName() string {
 	if b.name == "" {
-		b.name = b.key().String()
+		b.name = b.key.String()
 	}
 	return b.name
 }
 
-func (b *beState) key() beKey {
-	return beKey{addr: addrFromBE32(b.val.Addr), port: portFromBE16(b.val.Port), proto: b.val.Proto}
+// backendKey is the key of a backend as the maps hold it.
+func backendKey(v Backend) beKey {
+	return newBEKey(addrFromBE32(v.Addr), portFromBE16(v.Port), v.Proto)
 }
 
 // refBackend makes sure a backend exists (allocating its id) and, for an
 // endpoint new to its ServicePort, counts the reference.
-func (r *reconciler) refBackend(p *plan, k beKey, local, newRef bool) error {
-	val := Backend{Addr: be32(k.addr), Port: be16(k.port), Proto: k.proto}
+func (r *reconciler) refBackend(p *plan, k beKey, addr netip.Addr, local, newRef bool) (*beState, error) {
+	val := Backend{Addr: be32(addr), Port: be16(k.port()), Proto: k.proto()}
 	if local {
 		val.Flags = BackendFlagLocal
 	}
@@ -509,9 +548,10 @@ func (r *reconciler) refBackend(p *plan, k beKey, local, newRef bool) error {
 	if be == nil {
 		id, err := r.beIDs.alloc()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		be = &beState{id: id}
+		be = r.newBEState()
+		be.id, be.key = id, k
 		r.backends[k] = be
 		r.byID.set(id, be)
 	}
@@ -523,8 +563,22 @@ func (r *reconciler) refBackend(p *plan, k beKey, local, newRef bool) error {
 	if newRef {
 		be.refs++
 	}
-	return nil
+	return be, nil
 }
+
+// newBEState hands out backend records from chunks, one allocation per
+// chunk rather than per backend (a full sync of 30,000 Services creates
+// 90,000). A chunk lives while any of its records is in use.
+func (r *reconciler) newBEState() *beState {
+	if len(r.beChunk) == 0 {
+		r.beChunk = make([]beState, beChunkSize)
+	}
+	be := &r.beChunk[0]
+	r.beChunk = r.beChunk[1:]
+	return be
+}
+
+const beChunkSize = 256
 
 func (r *reconciler) unrefBackend(p *plan, k beKey) {
 	be := r.backends[k]
@@ -580,25 +634,30 @@ func (r *reconciler) dropPort(p *plan, name dataplane.ServicePortName, ps *portS
 // full diff: state of Services deleted while the agent was down, or left
 // by a failed sync).
 func (r *reconciler) planGarbage(p *plan) {
-	owned := make(map[SvcKey]bool, len(r.frontends))
 	ownedSets := make([]bool, len(r.sets.items))
 	for _, ps := range r.ports {
-		for _, k := range ps.frontends {
-			owned[k] = true
-		}
 		for _, id := range []uint32{ps.cluster, ps.local} {
 			if int(id) < len(ownedSets) {
 				ownedSets[id] = true
 			}
 		}
 	}
-	deleting := make(map[SvcKey]bool, len(p.svcDel))
-	for _, k := range p.svcDel {
-		deleting[k] = true
-	}
-	for k := range r.frontends {
-		if !owned[k] && !deleting[k] {
-			p.svcDel = append(p.svcDel, k)
+	// Frontends in the maps (none on a first sync into fresh maps) that
+	// no port owns.
+	if len(r.frontends) > 0 {
+		owned := make(map[SvcKey]bool, len(r.frontends))
+		for _, ps := range r.ports {
+			for _, k := range ps.frontends {
+				owned[k] = true
+			}
+		}
+		for _, k := range p.svcDel {
+			owned[k] = true // already going
+		}
+		for k := range r.frontends {
+			if !owned[k] {
+				p.svcDel = append(p.svcDel, k)
+			}
 		}
 	}
 	r.sets.each(func(id uint32, _ *setState) {
@@ -668,8 +727,8 @@ func (r *reconciler) adopt() error {
 		if err := r.beIDs.claim(id); err != nil {
 			continue
 		}
-		be := &beState{id: id, val: b}
-		k := be.key()
+		k := backendKey(b)
+		be := &beState{id: id, key: k, val: b}
 		if r.backends[k] != nil {
 			// Duplicate: drop this copy later through a full diff.
 			continue

@@ -200,7 +200,7 @@ func TestReconcilerTerminatingEndpoints(t *testing.T) {
 	if got := len(e.fake.Slots); got != 1 {
 		t.Errorf("slots: got %d, want 1 (terminating fallback)", got)
 	}
-	be := e.rec.backends[beKey{addr: term.IP, port: 8080, proto: protoTCP}]
+	be := e.rec.backends[newBEKey(term.IP, 8080, protoTCP)]
 	if be == nil || e.fake.Slots[SlotKey{Id: e.rec.ports[sp.Name].cluster, Slot: 0}] != be.id {
 		t.Errorf("slot 0 does not hold the terminating backend")
 	}
@@ -214,8 +214,8 @@ func TestReconcilerConntrackFlush(t *testing.T) {
 	e.mustApply(t, map[dataplane.ServicePortName]*dataplane.ServicePort{a.Name: a, b.Name: b},
 		map[dataplane.ServicePortName][]dataplane.Endpoint{a.Name: {shared, other}, b.Name: {shared}})
 	idA, idB := e.rec.ports[a.Name].cluster, e.rec.ports[b.Name].cluster
-	beShared := e.rec.backends[beKey{addr: shared.IP, port: 8080, proto: protoTCP}].id
-	beOther := e.rec.backends[beKey{addr: other.IP, port: 8080, proto: protoTCP}].id
+	beShared := e.rec.backends[newBEKey(shared.IP, 8080, protoTCP)].id
+	beOther := e.rec.backends[newBEKey(other.IP, 8080, protoTCP)].id
 	e.fake.Conntrack[CTKey{Saddr: 1}] = CTVal{SvcId: idA, BackendId: beShared}
 	e.fake.Conntrack[CTKey{Saddr: 2}] = CTVal{SvcId: idB, BackendId: beShared}
 	e.fake.Conntrack[CTKey{Saddr: 3}] = CTVal{SvcId: idA, BackendId: beOther}
@@ -376,8 +376,8 @@ func TestReconcilerDeferredFlush(t *testing.T) {
 	e.mustApply(t, map[dataplane.ServicePortName]*dataplane.ServicePort{a.Name: a, b.Name: b},
 		map[dataplane.ServicePortName][]dataplane.Endpoint{a.Name: {gone, shared}, b.Name: {shared}})
 	idA := e.rec.ports[a.Name].cluster
-	beGone := e.rec.backends[beKey{addr: gone.IP, port: 8080, proto: protoTCP}].id
-	beShared := e.rec.backends[beKey{addr: shared.IP, port: 8080, proto: protoTCP}].id
+	beGone := e.rec.backends[newBEKey(gone.IP, 8080, protoTCP)].id
+	beShared := e.rec.backends[newBEKey(shared.IP, 8080, protoTCP)].id
 	e.fake.Conntrack[CTKey{Saddr: 1}] = CTVal{SvcId: idA, BackendId: beGone}
 	e.fake.Conntrack[CTKey{Saddr: 2}] = CTVal{SvcId: idA, BackendId: beShared}
 	// A deleted backend: zeroed at once, its flows collected afterwards,
@@ -407,5 +407,59 @@ func TestReconcilerDeferredFlush(t *testing.T) {
 		map[dataplane.ServicePortName][]dataplane.Endpoint{a.Name: nil})
 	if _, ok := e.fake.Conntrack[CTKey{Saddr: 2}]; ok {
 		t.Errorf("flow of a backend that left the Service but stays in another survived the sync")
+	}
+}
+
+func TestCanonical(t *testing.T) {
+	a, b, c := netip.MustParseAddr("10.244.0.1"), netip.MustParseAddr("10.244.0.2"), netip.MustParseAddr("10.244.0.3")
+	v6 := netip.MustParseAddr("fd00::1")
+	tests := []struct {
+		name string
+		in   []dataplane.Endpoint
+		want []string
+		same bool // the input itself comes back (no copy)
+	}{
+		{"empty", nil, nil, true},
+		{"sorted", []dataplane.Endpoint{ep(a, 80, false), ep(a, 81, false), ep(b, 80, false)}, []string{"10.244.0.1:80", "10.244.0.1:81", "10.244.0.2:80"}, true},
+		{"unsorted", []dataplane.Endpoint{ep(c, 80, false), ep(a, 80, false)}, []string{"10.244.0.1:80", "10.244.0.3:80"}, false},
+		{"duplicates", []dataplane.Endpoint{ep(a, 80, false), ep(b, 80, false), ep(a, 80, true)}, []string{"10.244.0.1:80", "10.244.0.2:80"}, false},
+		{"not IPv4", []dataplane.Endpoint{ep(a, 80, false), ep(v6, 80, false)}, []string{"10.244.0.1:80"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := canonical(tt.in)
+			var s []string
+			for _, e := range got {
+				s = append(s, e.String())
+			}
+			if fmt.Sprint(s) != fmt.Sprint(tt.want) {
+				t.Errorf("got %v, want %v", s, tt.want)
+			}
+			if same := len(got) > 0 && &got[0] == &tt.in[0]; len(tt.in) > 0 && same != tt.same {
+				t.Errorf("got input returned %t, want %t", same, tt.same)
+			}
+		})
+	}
+}
+
+// TestReconcilerDuplicateEndpoints feeds a list that breaks the Update's
+// promise (unsorted, an endpoint twice): the backend is created and
+// counted once, and goes when the endpoint goes.
+func TestReconcilerDuplicateEndpoints(t *testing.T) {
+	e := newFakeEnv(t, MapSizes{})
+	sp := svcN(1, false)
+	a, b := netip.MustParseAddr("10.244.0.2"), netip.MustParseAddr("10.244.0.1")
+	e.mustApply(t, map[dataplane.ServicePortName]*dataplane.ServicePort{sp.Name: sp},
+		map[dataplane.ServicePortName][]dataplane.Endpoint{sp.Name: {ep(a, 80, false), ep(b, 80, false), ep(a, 80, false)}})
+	if got := len(e.fake.Backends); got != 2 {
+		t.Fatalf("backends: got %d, want 2", got)
+	}
+	if got := len(e.rec.sets.get(e.rec.ports[sp.Name].cluster).slots); got != 2 {
+		t.Fatalf("slots: got %d, want 2", got)
+	}
+	e.mustApply(t, map[dataplane.ServicePortName]*dataplane.ServicePort{sp.Name: sp},
+		map[dataplane.ServicePortName][]dataplane.Endpoint{sp.Name: {ep(b, 80, false)}})
+	if got := len(e.fake.Backends); got != 1 {
+		t.Errorf("after removing the duplicated endpoint: got %d backends, want 1", got)
 	}
 }

@@ -128,7 +128,7 @@ func TestXDPMaglev(t *testing.T) {
 			_, out := e.runXDP(t, buildPacket(pktSpec{src: extCli, dst: nodeIP, sport: port + uint16(100*n), dport: 30080, proto: protoTCP}), 0)
 			got := parsePacket(t, out).dst
 			h := hashFlow(be32(extCli), be32(nodeIP), be16(port+uint16(100*n)), be16(30080), protoTCP)
-			want := e.rec.byID.get(table[h%uint32(len(table))]).key().addr
+			want := e.rec.byID.get(table[h%uint32(len(table))]).key.addr()
 			if got != want {
 				t.Errorf("%d backends, port %d: got backend %s, want Maglev's %s", n, port, got, want)
 			}
