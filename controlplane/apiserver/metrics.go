@@ -18,6 +18,12 @@ type metrics struct {
 	watches  *prometheus.GaugeVec
 	etcd     *prometheus.HistogramVec
 	nWatches atomic.Int64
+
+	// The allocation repair's, as kube-apiserver's repair controllers'.
+	ipRepairErrors     *prometheus.CounterVec
+	ipRepairFailures   prometheus.Counter
+	portRepairErrors   *prometheus.CounterVec
+	portRepairFailures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -40,8 +46,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "etcd request latency by operation.",
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
 		}, []string{"operation"}),
+		ipRepairErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apiserver_clusterip_repair_ip_errors_total",
+			Help: "Number of errors detected on cluster IPs by the repair loop by type: leak, repair, outOfRange, duplicate, invalid.",
+		}, []string{"type"}),
+		ipRepairFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apiserver_clusterip_repair_reconcile_errors_total",
+			Help: "Number of failures of the cluster IP repair loop to repair what it detected.",
+		}),
+		portRepairErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apiserver_nodeport_repair_port_errors_total",
+			Help: "Number of errors detected on node ports by the repair loop by type: leak, repair, outOfRange, duplicate.",
+		}, []string{"type"}),
+		portRepairFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apiserver_nodeport_repair_reconcile_errors_total",
+			Help: "Number of failures of the node port repair loop to repair what it detected.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.watches, m.etcd} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.watches, m.etcd,
+		m.ipRepairErrors, m.ipRepairFailures, m.portRepairErrors, m.portRepairFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

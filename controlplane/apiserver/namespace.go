@@ -102,13 +102,14 @@ func (s *Server) markNamespaceTerminating(req *request, kv storage.KeyValue, ns 
 }
 
 // Bootstrap creates the default namespaces and the kubernetes Service (and
-// its endpoints) when missing, then marks the server ready. It retries
-// until ctx ends.
+// its endpoints) when missing, then marks the server ready and starts the
+// allocation repair loop. It retries until ctx ends.
 func (s *Server) Bootstrap(ctx context.Context) error {
 	for {
 		err := s.bootstrap(ctx)
 		if err == nil {
 			s.ready.Store(true)
+			s.startRepair()
 			return nil
 		}
 		s.log.Warn("bootstrap failed; retrying", "err", err)

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,11 +85,18 @@ type Config struct {
 	// the newest revision known complete: the last event sent or etcd's
 	// last progress notification.
 	BookmarkInterval time.Duration
+
+	// RepairInterval is how often the ClusterIP and NodePort allocation
+	// repair runs (default DefaultRepairInterval, 3 minutes as
+	// kube-apiserver); it also runs once when Bootstrap completes, and
+	// stops with Close. Negative disables it.
+	RepairInterval time.Duration
 }
 
 // Server is the API server. Handler serves requests once New returns;
 // Bootstrap creates what must exist (default namespaces, the kubernetes
-// Service) and makes /readyz pass.
+// Service), makes /readyz pass and starts the allocation repair loop;
+// Close stops it.
 type Server struct {
 	cfg       Config
 	log       *slog.Logger
@@ -99,6 +107,10 @@ type Server struct {
 	metrics   *metrics
 	engine    *gin.Engine
 	alloc     *allocator
+
+	repair repairState
+	// hostname names this server in the events it records.
+	hostname string
 
 	ready atomic.Bool
 	// inflight holds a token for each request being served.
@@ -138,6 +150,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = prometheus.NewRegistry()
 	}
+	if cfg.RepairInterval == 0 {
+		cfg.RepairInterval = DefaultRepairInterval
+	}
 	s := &Server{
 		cfg:   cfg,
 		log:   cfg.Log.With("component", "apiserver"),
@@ -145,6 +160,9 @@ func New(cfg Config) (*Server, error) {
 		stop:  make(chan struct{}),
 
 		inflight: make(chan struct{}, cfg.MaxRequestsInFlight),
+	}
+	if s.hostname, _ = os.Hostname(); s.hostname == "" {
+		s.hostname = "skiff"
 	}
 	var err error
 	if s.metrics, err = newMetrics(cfg.Metrics); err != nil {
@@ -178,10 +196,12 @@ func (s *Server) Handler() http.Handler { return s.engine }
 // Ready reports whether Bootstrap has completed.
 func (s *Server) Ready() bool { return s.ready.Load() }
 
-// Close ends every open watch and background loop. The HTTP server that
-// uses Handler should be shut down after it.
+// Close ends every open watch and background loop (and waits for the
+// allocation repair to finish its pass). The HTTP server that uses
+// Handler should be shut down after it.
 func (s *Server) Close() {
 	s.stopOnce.Do(func() { close(s.stop) })
+	s.stopRepair()
 }
 
 func (s *Server) routes() *gin.Engine {

@@ -5,13 +5,16 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/skiff-project/skiff/controlplane/apiserver/apiservertest"
+	"github.com/skiff-project/skiff/controlplane/storage"
 )
 
 func nodePortService(name, ip string, nodePort int32) *corev1.Service {
@@ -160,5 +163,59 @@ func TestTwoServersNeverShareAnAllocation(t *testing.T) {
 	}
 	if len(list.Items) != len(created)+1 {
 		t.Errorf("stored services: got %d, want %d (and kubernetes)", len(list.Items), len(created))
+	}
+}
+
+// TestAllocationRepairRunsInTheServer: the repair loop runs with the
+// server: a Service whose allocation keys were lost (as after an etcd
+// restore) gets them back, with events kubectl shows, and a leaked key is
+// released.
+func TestAllocationRepairRunsInTheServer(t *testing.T) {
+	srv := apiservertest.Start(t, apiservertest.WithRepairInterval(50*time.Millisecond))
+	ctx := testCtx(t)
+	cli, err := storage.NewClient(ctx, storage.ClientConfig{Endpoints: []string{srv.EtcdURL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	svcs := srv.Client().CoreV1().Services("default")
+	svc, err := svcs.Create(ctx, nodePortService("lost", "", 0), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ipKey := "/registry/allocations/serviceips/" + svc.Spec.ClusterIP
+	portKey := fmt.Sprintf("/registry/allocations/servicenodeports/tcp-%d", svc.Spec.Ports[0].NodePort)
+	const leak = "/registry/allocations/serviceips/10.96.0.250"
+	if _, err := cli.Txn(ctx).Then(clientv3.OpDelete(ipKey), clientv3.OpDelete(portKey), clientv3.OpPut(leak, "default/gone")).Commit(); err != nil {
+		t.Fatal(err)
+	}
+	value := func(key string) string {
+		resp, err := cli.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Kvs) == 0 {
+			return ""
+		}
+		return string(resp.Kvs[0].Value)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for value(ipKey) != "default/lost" || value(portKey) != "default/lost" || value(leak) != "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("repair: got %s=%q %s=%q %s=%q, want the first two default/lost and the leak released",
+				ipKey, value(ipKey), portKey, value(portKey), leak, value(leak))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	evs, err := srv.Client().CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Service,involvedObject.name=lost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]bool{}
+	for _, ev := range evs.Items {
+		reasons[ev.Reason] = true
+	}
+	if !reasons["ClusterIPNotAllocated"] || !reasons["PortNotAllocated"] {
+		t.Errorf("events about the Service: got %v, want ClusterIPNotAllocated and PortNotAllocated", reasons)
 	}
 }

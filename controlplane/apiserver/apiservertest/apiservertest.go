@@ -48,6 +48,7 @@ type options struct {
 	bookmarkEvery time.Duration
 	log           *slog.Logger
 	catalogue     registry.Options
+	repairEvery   time.Duration
 }
 
 // WithSharedEtcd makes the new server use other's etcd instead of starting
@@ -78,6 +79,11 @@ func WithDefaultTolerationSeconds(notReady, unreachable int64) Option {
 		o.catalogue.DefaultUnreachableTolerationSeconds = unreachable
 	}
 }
+
+// WithRepairInterval sets how often the ClusterIP and NodePort allocation
+// repair runs (default 3 minutes, as kube-apiserver; negative disables
+// it).
+func WithRepairInterval(d time.Duration) Option { return func(o *options) { o.repairEvery = d } }
 
 // WithLogger sends the server's logs to log instead of t.Log.
 func WithLogger(log *slog.Logger) Option { return func(o *options) { o.log = log } }
@@ -221,6 +227,7 @@ func (s *Server) start(addr string) error {
 		NodePortBase:     s.opts.nodePortBase,
 		NodePortSize:     s.opts.nodePortSize,
 		BookmarkInterval: s.opts.bookmarkEvery,
+		RepairInterval:   s.opts.repairEvery,
 	}
 	if s.opts.serviceCIDR != "" {
 		_, cidr, err := net.ParseCIDR(s.opts.serviceCIDR)
