@@ -473,6 +473,10 @@ expect_value "pod wide row" "solo 0/1 Pending 0 AGE <none> <none> <none> <none>"
 	"$(sed -n 2p <<<"$OUT" | squeeze | ages)"
 k get pod solo -n e2e -o 'jsonpath={.spec.restartPolicy} {.spec.dnsPolicy} {.spec.containers[0].imagePullPolicy} {.spec.containers[0].terminationMessagePath} {.spec.schedulerName} {.status.phase} {.status.qosClass}'
 expect_out "Always ClusterFirst IfNotPresent /dev/termination-log default-scheduler Pending BestEffort"
+# The DefaultTolerationSeconds defaults (300 s unless the server is told
+# otherwise).
+k get pod solo -n e2e -o 'jsonpath={range .spec.tolerations[*]}{.key}={.tolerationSeconds} {end}'
+expect_out "node.kubernetes.io/not-ready=300 node.kubernetes.io/unreachable=300 "
 k create service nodeport solo -n e2e --tcp=8080:80
 expect_out "service/solo created"
 k get service solo -n e2e -o 'jsonpath={.spec.type} {.spec.ports[0].port} {.spec.ports[0].targetPort} {.spec.ports[0].nodePort}'
@@ -487,8 +491,8 @@ fi
 # A pod that was never scheduled is deleted at once.
 k delete pod solo -n e2e
 expect_match 'pod "solo" deleted( from e2e namespace)?'
-k get pods -n e2e -o name
-expect_out ""
+k get pod solo -n e2e
+expect_fail 1 'Error from server (NotFound): pods "solo" not found'
 k delete service solo -n e2e
 expect_match 'service "solo" deleted( from e2e namespace)?'
 # LATER: with nodes, the pod is scheduled, runs and gets an IP, and the
@@ -577,9 +581,10 @@ k patch deployment web -n e2e --type json -p '[{"op":"replace","path":"/spec/rep
 expect_out "deployment.apps/web patched"
 k get deployment web -n e2e -o 'jsonpath={.spec.replicas} {.metadata.labels.patched} {.metadata.generation}'
 expect_out "3 json 3"
-# A failing "test" operation rejects the whole patch (422).
+# A failing "test" operation rejects the whole patch (422, with
+# kube-apiserver's message and no details).
 k patch deployment web -n e2e --type json -p '[{"op":"test","path":"/spec/replicas","value":99},{"op":"replace","path":"/spec/replicas","value":1}]'
-expect_fail 1 'deployments "web" is invalid'
+expect_fail 1 'The request is invalid: the server rejected our request due to an error in our request'
 k get deployment web -n e2e -o 'jsonpath={.spec.replicas}'
 expect_out "3"
 
@@ -596,6 +601,11 @@ k get deployment web -n e2e -o 'jsonpath={.spec.replicas}'
 expect_out "4"
 k get --raw /apis/apps/v1/namespaces/e2e/deployments/web/scale
 expect_contains '"kind":"Scale"' '"apiVersion":"autoscaling/v1"' '"spec":{"replicas":4}' '"selector":"app=web"'
+# The scale writer owns spec.replicas, recorded under subresource scale.
+k get deployment web -n e2e -o 'jsonpath={range .metadata.managedFields[?(@.subresource=="scale")]}{.manager}:{.operation}:{.apiVersion}:{.fieldsV1}{end}'
+expect_out 'kubectl:Update:apps/v1:{"f:spec":{"f:replicas":{}}}'
+k patch deployment web -n e2e --subresource=scale --type merge -p '{"spec":{"replicas":-1}}'
+expect_fail 1 'The Scale "web" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0'
 # LATER: kubectl rollout status deployment/web once pods can run.
 
 step "apply a changed manifest (three-way merge)"
@@ -641,6 +651,36 @@ expect_out "1 kubectl:Apply "
 # create (not apply) of an existing object is refused.
 k create -f "$MANIFESTS/server-side.yaml"
 expect_fail 1 'Error from server (AlreadyExists): error when creating' 'configmaps "ssa-config" already exists'
+
+# Ports without a protocol are matched to the stored (defaulted) ones:
+# applying the manifest again changes nothing and adds no entry.
+k apply --server-side -f "$MANIFESTS/server-side-ports.yaml"
+expect_lines "service/ssa-ports serverside-applied" "deployment.apps/ssa-ports serverside-applied"
+k get service,deployment ssa-ports -n e2e -o 'jsonpath={range .items[*]}{.metadata.resourceVersion}{" "}{end}'
+SSA_RVS=$OUT
+k apply --server-side -f "$MANIFESTS/server-side-ports.yaml"
+expect_lines "service/ssa-ports serverside-applied" "deployment.apps/ssa-ports serverside-applied"
+k get service,deployment ssa-ports -n e2e -o 'jsonpath={range .items[*]}{.metadata.resourceVersion}{" "}{end}'
+expect_out "$SSA_RVS"
+k get service ssa-ports -n e2e -o 'jsonpath={range .spec.ports[*]}{.port}/{.protocol} {end}'
+expect_out "80/TCP "
+k get deployment ssa-ports -n e2e -o 'jsonpath={range .spec.template.spec.containers[*].ports[*]}{.containerPort}/{.protocol} {end}{range .spec.template.spec.initContainers[*].ports[*]}{.containerPort}/{.protocol} {end}'
+expect_out "80/TCP 9000/TCP "
+k delete -f "$MANIFESTS/server-side-ports.yaml"
+expect_match 'service "ssa-ports" deleted( from e2e namespace)?' 'deployment\.apps "ssa-ports" deleted( from e2e namespace)?'
+
+step "namespaces/finalize"
+# The namespace controller's endpoint takes only qualified finalizer
+# names, as kube-apiserver's finalize strategy.
+k create namespace e2e-finalize
+expect_out "namespace/e2e-finalize created"
+printf '%s' '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"e2e-finalize"},"spec":{"finalizers":["kubernetes","not-qualified"]}}' >"$WORK/finalize.json"
+k replace --raw /api/v1/namespaces/e2e-finalize/finalize -f "$WORK/finalize.json"
+expect_fail 1 'spec.finalizers[1]' 'name is neither a standard finalizer name nor is it fully qualified'
+k get namespace e2e-finalize -o 'jsonpath={.spec.finalizers}'
+expect_out '["kubernetes"]'
+k delete namespace e2e-finalize --wait=false
+expect_out 'namespace "e2e-finalize" deleted'
 
 step "diff"
 k diff -f "$MANIFESTS/diff.yaml"
