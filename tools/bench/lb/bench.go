@@ -2,8 +2,6 @@ package lb
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,10 +9,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"time"
 
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/skiff-project/skiff/dataplane"
 	"github.com/skiff-project/skiff/dataplane/ebpf"
@@ -29,6 +29,10 @@ type bench struct {
 	log     *slog.Logger
 	pinBase string
 	peers   []link.Link
+	servers []*echoServer
+	// iptablesDefault describes the machine's iptables ("nf_tables" or
+	// "legacy", from iptables --version).
+	iptablesDefault string
 }
 
 // prepare lets node 0's XDP transmit (an XDP program on the fabric side of
@@ -40,11 +44,14 @@ func (b *bench) prepare() error {
 	if err := ebpf.EnsureBPFFS(); err != nil {
 		return err
 	}
-	rnd := make([]byte, 4)
-	if _, err := rand.Read(rnd); err != nil {
-		return err
+	b.pinBase = pinBase()
+	for _, pod := range b.c.Pods() {
+		s, err := startEcho(pod.NS.Path(), pod.Name, targetPort, b.o.nice)
+		if err != nil {
+			return err
+		}
+		b.servers = append(b.servers, s)
 	}
-	b.pinBase = filepath.Join(ebpf.BPFFSRoot, "skiff-bench-"+hex.EncodeToString(rnd))
 	for _, n := range b.c.Nodes {
 		l, err := ebpf.PassXDP(b.c.Fabric.Path(), n.FabricPeer)
 		if err != nil {
@@ -60,13 +67,28 @@ func (b *bench) prepare() error {
 	return ebpf.DisableTxChecksumOffload(b.c.Client.Path(), testbed.UplinkName)
 }
 
-func (b *bench) close() {
+func (b *bench) close() error {
+	var errs []error
+	for _, s := range b.servers {
+		errs = append(errs, s.close())
+	}
 	for _, l := range b.peers {
-		l.Close()
+		errs = append(errs, l.Close())
 	}
 	if b.pinBase != "" {
-		os.RemoveAll(b.pinBase)
+		errs = append(errs, os.RemoveAll(b.pinBase))
 	}
+	return errors.Join(errs...)
+}
+
+// iptablesBackend is the iptables variant the baseline uses at n
+// Services (docs/decisions/0002-iptables-baseline-backend.md): the legacy
+// one from --iptables-legacy-from Services up, the machine's default below.
+func (b *bench) iptablesBackend(n int) (iptables.Backend, string) {
+	if b.o.legacyFrom > 0 && n >= b.o.legacyFrom {
+		return iptables.BackendLegacy, "legacy"
+	}
+	return iptables.BackendDefault, "default (" + b.iptablesDefault + ")"
 }
 
 // newProvider returns a provider of the mode for node 0.
@@ -74,7 +96,8 @@ func (b *bench) newProvider(mode string, n int) (dataplane.Provider, *ebpf.Provi
 	node := b.c.Nodes[0]
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if mode == ModeIPTables {
-		p, err := iptables.New(iptables.Config{Node: node.Config(), NetNS: node.NS.Path(), Logger: quiet})
+		backend, _ := b.iptablesBackend(n)
+		p, err := iptables.New(iptables.Config{Node: node.Config(), NetNS: node.NS.Path(), Backend: backend, Logger: quiet})
 		return p, nil, err
 	}
 	sizes := ebpf.DefaultMapSizes()
@@ -101,6 +124,9 @@ func (b *bench) newProvider(mode string, n int) (dataplane.Provider, *ebpf.Provi
 // point measures one mode at n Services.
 func (b *bench) point(ctx context.Context, mode string, n int) (r Result, err error) {
 	r = Result{Mode: mode, Services: n}
+	if mode == ModeIPTables {
+		_, r.IPTablesBackend = b.iptablesBackend(n)
+	}
 	p, ep, err := b.newProvider(mode, n)
 	if err != nil {
 		return r, fmt.Errorf("new provider: %w", err)
@@ -112,11 +138,15 @@ func (b *bench) point(ctx context.Context, mode string, n int) (r Result, err er
 		p.OnServiceAdd(service(i))
 		p.OnEndpointSliceAdd(slice(i, 0, b.c))
 	}
+	runtime.GC() // the Services' garbage is not the sync's to collect
+	cpu0, faults0 := cpuUsage()
 	start := time.Now()
 	if err := p.Sync(); err != nil {
 		return r, fmt.Errorf("full sync: %w", err)
 	}
 	r.FullSyncMS = ms(time.Since(start))
+	cpu1, faults1 := cpuUsage()
+	r.FullSyncCPUMS, r.FullSyncPageFaults = ms(cpu1-cpu0), faults1-faults0
 	if ep != nil {
 		st := ep.LastSyncTimings()
 		r.FullSyncTrackerMS, r.FullSyncMapsMS, r.FullSyncMapOps = ms(st.Apply), ms(st.Reconcile), st.Ops
@@ -124,10 +154,15 @@ func (b *bench) point(ctx context.Context, mode string, n int) (r Result, err er
 
 	node := b.c.Nodes[0]
 	client := node.Pods[1]
-	r.ClusterIP = b.latency(ctx, client.NS, netip.AddrPortFrom(trafficVIP(), servicePort))
-	r.NodePort = b.latency(ctx, b.c.Client, netip.AddrPortFrom(node.IP, trafficNodePort))
+	if r.ClusterIP, err = probe(ctx, client.NS.Path(), netip.AddrPortFrom(trafficVIP(), servicePort), warmupConns, b.o.conns, b.o.nice); err != nil {
+		return r, fmt.Errorf("clusterip latency: %w", err)
+	}
+	if r.NodePort, err = probe(ctx, b.c.Client.Path(), netip.AddrPortFrom(node.IP, trafficNodePort), warmupConns, b.o.conns, b.o.nice); err != nil {
+		return r, fmt.Errorf("nodeport latency: %w", err)
+	}
 	if r.ClusterIP.Conns == 0 || r.NodePort.Conns == 0 {
-		return r, fmt.Errorf("no connection succeeded (clusterip errors %d, nodeport errors %d)", r.ClusterIP.Errors, r.NodePort.Errors)
+		return r, fmt.Errorf("no connection succeeded (clusterip: %d errors, first %q; nodeport: %d errors, first %q)",
+			r.ClusterIP.Errors, r.ClusterIP.FirstError, r.NodePort.Errors, r.NodePort.FirstError)
 	}
 	if ep != nil {
 		d, err := b.datapath(ep, client.IP)
@@ -164,42 +199,20 @@ func (b *bench) point(ctx context.Context, mode string, n int) (r Result, err er
 }
 
 func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
-func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 
-// latency makes b.o.conns sequential connections (after a warm-up) and
-// returns their latency distribution.
-func (b *bench) latency(ctx context.Context, from *testbed.NetNS, dst netip.AddrPort) Latency {
-	for i := 0; i < 50; i++ {
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		b.c.Request(rctx, from, "tcp", dst)
-		cancel()
+// warmupConns are made before each latency measurement and not counted.
+const warmupConns = 50
+
+// cpuUsage returns the process's CPU time (user and system, every thread)
+// and its minor page faults so far.
+func cpuUsage() (time.Duration, int64) {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0, 0
 	}
-	var l Latency
-	times := make([]time.Duration, 0, b.o.conns)
-	begin := time.Now()
-	for i := 0; i < b.o.conns; i++ {
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		start := time.Now()
-		_, err := b.c.Request(rctx, from, "tcp", dst)
-		d := time.Since(start)
-		cancel()
-		if err != nil {
-			l.Errors++
-			continue
-		}
-		times = append(times, d)
-	}
-	total := time.Since(begin)
-	if len(times) == 0 {
-		return l
-	}
-	slices.Sort(times)
-	l.Conns = len(times)
-	l.P50US = us(times[len(times)/2])
-	l.P99US = us(times[(len(times)*99)/100])
-	l.ConnsPerSec = float64(len(times)) / total.Seconds()
-	return l
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Minflt
 }
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 
 // datapath measures the programs with BPF_PROG_TEST_RUN on the live maps.
 func (b *bench) datapath(p *ebpf.Provider, podIP netip.Addr) (*Datapath, error) {
