@@ -203,18 +203,22 @@ func (a *apiComponent) Start(ctx context.Context) error {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	api, err := apiserver.New(apiserver.Config{
-		Store:         storage.NewStore(a.etcd.client, a.log, nil),
-		Resources:     registry.Resources(),
-		Log:           a.log,
-		Authenticate:  func(r *http.Request) bool { _, ok := pki.Authenticate(r); return ok },
-		TypeConverter: tc,
-		OpenAPI:       spec,
-		ServiceCIDR:   a.opts.ServiceCIDR,
-		NodePortBase:  a.opts.NodePortBase,
-		NodePortSize:  a.opts.NodePortSize,
-		PublicAddress: publicAddress(bind),
-		SecurePort:    port,
-		Metrics:       a.metrics,
+		Store: storage.NewStore(a.etcd.client, a.log, nil),
+		Resources: registry.Catalogue(registry.Options{
+			DefaultNotReadyTolerationSeconds:    a.opts.DefaultNotReadyTolerationSeconds,
+			DefaultUnreachableTolerationSeconds: a.opts.DefaultUnreachableTolerationSeconds,
+		}),
+		RepairInterval: a.opts.RepairInterval,
+		Log:            a.log,
+		Authenticate:   func(r *http.Request) bool { _, ok := pki.Authenticate(r); return ok },
+		TypeConverter:  tc,
+		OpenAPI:        spec,
+		ServiceCIDR:    a.opts.ServiceCIDR,
+		NodePortBase:   a.opts.NodePortBase,
+		NodePortSize:   a.opts.NodePortSize,
+		PublicAddress:  publicAddress(bind),
+		SecurePort:     port,
+		Metrics:        a.metrics,
 	})
 	if err != nil {
 		ln.Close()

@@ -44,6 +44,15 @@ type Options struct {
 	NodePortSize  int
 	// CompactInterval is how often etcd history is compacted.
 	CompactInterval time.Duration
+	// DefaultNotReadyTolerationSeconds and DefaultUnreachableTolerationSeconds
+	// are the tolerationSeconds of the NoExecute tolerations every pod gets
+	// for the not-ready and unreachable taints (300 as in Kubernetes;
+	// shorter in labs, so pods leave a dead node sooner).
+	DefaultNotReadyTolerationSeconds    int64
+	DefaultUnreachableTolerationSeconds int64
+	// RepairInterval is how often ClusterIP and NodePort allocations are
+	// checked for leaks and duplicates.
+	RepairInterval time.Duration
 	// ControlPlane configures the scheduler and controller manager.
 	ControlPlane ControlPlaneOptions
 }
@@ -77,6 +86,9 @@ func Run(ctx context.Context, args []string) error {
 	fs.DurationVar(&opts.CompactInterval, "etcd-compaction-interval", 5*time.Minute, "how often etcd history is compacted (0 disables)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	fs.Int64Var(&opts.DefaultNotReadyTolerationSeconds, "default-not-ready-toleration-seconds", 300, "tolerationSeconds of the node.kubernetes.io/not-ready:NoExecute toleration added to every pod")
+	fs.Int64Var(&opts.DefaultUnreachableTolerationSeconds, "default-unreachable-toleration-seconds", 300, "tolerationSeconds of the node.kubernetes.io/unreachable:NoExecute toleration added to every pod")
+	fs.DurationVar(&opts.RepairInterval, "service-ip-repair-interval", 3*time.Minute, "how often ClusterIP and NodePort allocations are checked for leaks and duplicates")
 	opts.ControlPlane.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -58,6 +58,7 @@ func TestServeStartsAndStopsOnCancel(t *testing.T) {
 	opts := Options{
 		DataDir: dir, EtcdClientURL: "http://127.0.0.1:0", EtcdPeerURL: "http://127.0.0.1:0",
 		BindAddress: "127.0.0.1", SecurePort: 0, ServiceCIDR: cidr, NodePortBase: 30000, NodePortSize: 2768,
+		DefaultNotReadyTolerationSeconds: 300, DefaultUnreachableTolerationSeconds: 300,
 		ControlPlane: ControlPlaneOptions{
 			LeaderElect: true,
 			Network:     controllers.NetworkOptions{LoadBalancerIPPools: []string{"192.0.2.10-192.0.2.11"}},
