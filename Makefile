@@ -1,6 +1,7 @@
 # Skiff build. Every target runs on a fresh Debian 12 machine after `make deps`.
 
-GO        ?= go
+# sudo resets PATH; find the Go toolchain where a fresh machine has it.
+GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN       ?= bin/skiff
 PKGS      ?= ./...
 # Go test timeout for the whole suite; privileged tests need root.

@@ -179,6 +179,7 @@ func Serve(ctx context.Context, opts Options, log *slog.Logger) error {
 		return err
 	}
 	log.Info("skiff server running", "url", api.url, "kubeconfig", api.kubeconfigPath())
+	fmt.Fprintf(os.Stderr, "\nSkiff is serving the Kubernetes API at %s. Point kubectl at it with:\n\n  export KUBECONFIG=%s\n  kubectl get nodes,pods -A\n\n", api.url, api.kubeconfigPath())
 	select {
 	case <-ctx.Done():
 	case err := <-api.failed:
