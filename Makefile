@@ -2,6 +2,8 @@
 
 # sudo resets PATH; find the Go toolchain where a fresh machine has it.
 GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+# Scripts run by make (the e2e script may build kubectl) see the same Go.
+export PATH := $(dir $(GO)):$(PATH)
 BIN       ?= bin/skiff
 PKGS      ?= ./...
 # Go test timeout for the whole suite; privileged tests need root.
