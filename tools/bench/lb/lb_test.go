@@ -121,6 +121,14 @@ func TestProbe(t *testing.T) {
 	if l.P50US <= 0 || l.P99US < l.P50US || l.ConnsPerSec <= 0 {
 		t.Errorf("got p50 %.0f µs, p99 %.0f µs, %.0f conn/s, want 0 < p50 <= p99 and a rate", l.P50US, l.P99US, l.ConnsPerSec)
 	}
+	// The client closes first: TIME_WAIT is the client's, none is left
+	// on the server for a later point's connections to run into.
+	if n := timeWait(t, pod.NS.Path()); n != 0 {
+		t.Errorf("server: got %d sockets in TIME_WAIT, want 0", n)
+	}
+	if n := timeWait(t, from); n < 200 {
+		t.Errorf("client: got %d sockets in TIME_WAIT, want at least 200", n)
+	}
 	l, err = probe(ctx, from, netip.AddrPortFrom(pod.IP, 8081), 0, 100, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -167,4 +175,26 @@ func TestLeftovers(t *testing.T) {
 	if _, err := os.Stat(keep); err != nil {
 		t.Errorf("%s is not the benchmark's: got %v, want it kept", keep, err)
 	}
+}
+
+// timeWait counts the TCP sockets in TIME_WAIT in a network namespace.
+func timeWait(t *testing.T, nsPath string) int {
+	t.Helper()
+	var n int
+	err := testbed.Do(nsPath, func() error {
+		b, err := os.ReadFile("/proc/thread-self/net/tcp")
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			if f := strings.Fields(line); len(f) > 3 && f[3] == "06" {
+				n++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -31,7 +31,12 @@ const probeTimeout = 2 * time.Second
 var request = []byte("ping\n")
 
 // echoServer is a TCP server on a locked thread in a pod's namespace:
-// accept, read one line, answer "<id>\n", close.
+// accept, read one line, answer "<id>\n", wait for the client to close,
+// close. The client closes first, so TIME_WAIT stays on the client, keyed
+// by the address it connected to; a server that closed first would keep
+// TIME_WAIT entries that a later point's connections (another mode picks
+// other source ports and timestamps for the same backend) run into: the
+// SYN is answered with an ACK, reset, and retried about 15 ms later.
 type echoServer struct {
 	id      string
 	fd      int // listening socket
@@ -105,8 +110,8 @@ func (s *echoServer) serve(lfd int) error {
 		// longer than a probe timeout.
 		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
-		if readLine(fd, buf) == nil {
-			writeAll(fd, reply)
+		if readLine(fd, buf) == nil && writeAll(fd, reply) == nil {
+			waitEOF(fd, buf)
 		}
 		unix.Close(fd)
 	}
@@ -144,6 +149,19 @@ func readLine(fd int, buf []byte) error {
 		n += m
 		if n == len(buf) {
 			return errors.New("read: line too long")
+		}
+	}
+}
+
+// waitEOF reads until the peer closes (or an error or timeout).
+func waitEOF(fd int, buf []byte) {
+	for {
+		n, err := unix.Read(fd, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || n == 0 {
+			return
 		}
 	}
 }
