@@ -11,6 +11,14 @@
 // lease-renewal goroutines, so thousands of nodes are cheap. StopNode
 // simulates a dead node: its lease is no longer renewed and its pods are
 // no longer looked after.
+//
+// Node i gets the i-th /24 of Config.PodCIDRs and the i-th address of
+// Config.NodeIPs that no other node in the cluster holds, so several
+// Clusters (several `skiff hollow-nodes` processes with different name
+// prefixes) can join one cluster; Clusters started at the same moment may
+// still collide. A node that already exists keeps its podCIDR and the agent
+// hands out pod IPs from it, as a kubelet uses the podCIDR the node IPAM
+// controller gave its node.
 package hollownode
 
 import (
@@ -102,6 +110,10 @@ func (c *Config) defaults() error {
 	if !c.PodCIDRs.Addr().Is4() || c.PodCIDRs.Bits() > 24 {
 		return fmt.Errorf("hollownode: pod CIDRs %s must be IPv4 and /24 or larger", c.PodCIDRs)
 	}
+	if !c.NodeIPs.Addr().Is4() {
+		return fmt.Errorf("hollownode: node IPs %s must be IPv4", c.NodeIPs)
+	}
+	c.PodCIDRs, c.NodeIPs = c.PodCIDRs.Masked(), c.NodeIPs.Masked()
 	if max := 1 << (24 - c.PodCIDRs.Bits()); c.Count > max {
 		return fmt.Errorf("hollownode: %d nodes do not fit in %s (%d /24s)", c.Count, c.PodCIDRs, max)
 	}
@@ -175,6 +187,48 @@ func (h *hollow) release(uid types.UID) {
 	}
 }
 
+// held are the pod CIDRs and node addresses the cluster's nodes hold, by
+// node name.
+type held struct {
+	cidrs map[netip.Prefix]string
+	ips   map[netip.Addr]string
+}
+
+// free reports whether node name may take cidr and ip: no other node holds
+// (or overlaps) them.
+func (h held) free(name string, cidr netip.Prefix, ip netip.Addr) bool {
+	for p, owner := range h.cidrs {
+		if owner != name && p.Overlaps(cidr) {
+			return false
+		}
+	}
+	if owner, ok := h.ips[ip]; ok && owner != name {
+		return false
+	}
+	return true
+}
+
+func heldAddresses(ctx context.Context, client kubernetes.Interface) (held, error) {
+	h := held{cidrs: map[netip.Prefix]string{}, ips: map[netip.Addr]string{}}
+	nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return h, fmt.Errorf("hollownode: list nodes: %w", err)
+	}
+	for _, n := range nodes.Items {
+		for _, s := range append([]string{n.Spec.PodCIDR}, n.Spec.PodCIDRs...) {
+			if p, err := netip.ParsePrefix(s); err == nil {
+				h.cidrs[p.Masked()] = n.Name
+			}
+		}
+		for _, a := range n.Status.Addresses {
+			if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP {
+				h.ips[ip] = n.Name
+			}
+		}
+	}
+	return h, nil
+}
+
 // Cluster is a set of running hollow nodes.
 type Cluster struct {
 	cfg    Config
@@ -206,18 +260,42 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "hollownode"}),
 		seen: map[types.UID]time.Time{},
 	}
+	held, err := heldAddresses(ctx, cfg.Client)
+	if err != nil {
+		return nil, err
+	}
 	base4 := cfg.PodCIDRs.Addr().As4()
 	baseN := uint32(base4[0])<<24 | uint32(base4[1])<<16 | uint32(base4[2])<<8
 	ip4 := cfg.NodeIPs.Addr().As4()
 	ipN := uint32(ip4[0])<<24 | uint32(ip4[1])<<16 | uint32(ip4[2])<<8 | uint32(ip4[3])
+	slots := 1 << (24 - cfg.PodCIDRs.Bits())
+	// Slots are taken in order, skipping those whose /24 or address
+	// another node holds: the same nodes get the same slots on a restart.
+	slot := 0
 	for i := range cfg.Count {
-		n := baseN + uint32(i)<<8
-		cidr := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), 0}), 24)
-		m := ipN + uint32(i) + 1
+		name := fmt.Sprintf("%s%d", cfg.Prefix, i)
+		var cidr netip.Prefix
+		var ip netip.Addr
+		for ; ; slot++ {
+			if slot >= slots {
+				return nil, fmt.Errorf("hollownode: no free /24 in %s for node %s", cfg.PodCIDRs, name)
+			}
+			n := baseN + uint32(slot)<<8
+			cidr = netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), 0}), 24)
+			m := ipN + uint32(slot) + 1
+			ip = netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)})
+			if !cfg.NodeIPs.Contains(ip) {
+				return nil, fmt.Errorf("hollownode: no free address in %s for node %s", cfg.NodeIPs, name)
+			}
+			if held.free(name, cidr, ip) {
+				break
+			}
+		}
+		slot++
 		h := &hollow{
-			name:    fmt.Sprintf("%s%d", cfg.Prefix, i),
+			name:    name,
 			podCIDR: cidr,
-			nodeIP:  netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}),
+			nodeIP:  ip,
 			ips:     map[types.UID]netip.Addr{},
 			used:    map[netip.Addr]bool{},
 		}
@@ -277,6 +355,8 @@ func (c *Cluster) PodCIDR(name string) (netip.Prefix, bool) {
 	if !ok {
 		return netip.Prefix{}, false
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	return h.podCIDR, true
 }
 

@@ -168,3 +168,111 @@ func TestPodLifecycle(t *testing.T) {
 		return false, err
 	})
 }
+
+// nodeAddresses returns every node's podCIDR and InternalIP.
+func nodeAddresses(t *testing.T, client kubernetes.Interface) (cidrs, ips map[string]string) {
+	t.Helper()
+	nodes, err := client.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cidrs, ips = map[string]string{}, map[string]string{}
+	for _, n := range nodes.Items {
+		cidrs[n.Name] = n.Spec.PodCIDR
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				ips[n.Name] = a.Address
+			}
+		}
+	}
+	return cidrs, ips
+}
+
+// Two sets of hollow nodes in one cluster (two `skiff hollow-nodes`
+// processes with different prefixes) must not share pod CIDRs or node
+// addresses: pods on different nodes would get the same IP.
+func TestSecondClusterGetsFreeAddresses(t *testing.T) {
+	client := fake.NewClientset()
+	a, err := Start(t.Context(), Config{Client: client, Count: 3, Prefix: "a-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	b, err := Start(t.Context(), Config{Client: client, Count: 2, Prefix: "b-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	cidrs, ips := nodeAddresses(t, client)
+	if len(cidrs) != 5 {
+		t.Fatalf("got %d nodes, want 5", len(cidrs))
+	}
+	byCIDR, byIP := map[string]string{}, map[string]string{}
+	for name, cidr := range cidrs {
+		if other, ok := byCIDR[cidr]; ok {
+			t.Errorf("got podCIDR %s on %s and %s, want one node each", cidr, other, name)
+		}
+		byCIDR[cidr] = name
+		if got, _ := b.PodCIDR(name); got.IsValid() && got.String() != cidr {
+			t.Errorf("node %s: got agent pod CIDR %s, want the node's %s", name, got, cidr)
+		}
+	}
+	for name, ip := range ips {
+		if other, ok := byIP[ip]; ok {
+			t.Errorf("got InternalIP %s on %s and %s, want one node each", ip, other, name)
+		}
+		byIP[ip] = name
+	}
+	// Restarting the second set keeps its nodes' addresses.
+	b.Stop()
+	b2, err := Start(t.Context(), Config{Client: client, Count: 2, Prefix: "b-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b2.Stop)
+	cidrs2, ips2 := nodeAddresses(t, client)
+	for _, name := range b2.Nodes() {
+		if cidrs2[name] != cidrs[name] || ips2[name] != ips[name] {
+			t.Errorf("node %s after a restart: got %s %s, want %s %s", name, cidrs2[name], ips2[name], cidrs[name], ips[name])
+		}
+	}
+}
+
+// A node that already exists with a podCIDR (given by the node IPAM
+// controller, or by an earlier run) keeps it: the agent hands out pod IPs
+// from the node's podCIDR, as a kubelet does.
+func TestAdoptsExistingPodCIDR(t *testing.T) {
+	client := fake.NewClientset()
+	ctx := context.Background()
+	existing := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "hollow-node-0"},
+		Spec:       corev1.NodeSpec{PodCIDR: "10.244.7.0/24", PodCIDRs: []string{"10.244.7.0/24"}},
+	}
+	if _, err := client.CoreV1().Nodes().Create(ctx, existing, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c := startCluster(t, client, 1)
+	if got, _ := c.PodCIDR("hollow-node-0"); got.String() != "10.244.7.0/24" {
+		t.Errorf("got pod CIDR %s, want the node's 10.244.7.0/24", got)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", UID: "uid-p"},
+		Spec:       corev1.PodSpec{NodeName: "hollow-node-0", Containers: []corev1.Container{{Name: "c", Image: "img"}}},
+	}
+	if _, err := client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the pod to run", func() (bool, error) {
+		p, err := client.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if p.Status.Phase != corev1.PodRunning {
+			return false, nil
+		}
+		if p.Status.PodIP != "10.244.7.2" {
+			t.Errorf("got pod IP %s, want 10.244.7.2 from the node's podCIDR", p.Status.PodIP)
+		}
+		return true, nil
+	})
+}

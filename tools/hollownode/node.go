@@ -3,6 +3,7 @@ package hollownode
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -87,6 +88,13 @@ func (c *Cluster) registerNode(ctx context.Context, i int, h *hollow) error {
 	}
 	if err != nil {
 		return fmt.Errorf("hollownode: register node %s: %w", h.name, err)
+	}
+	// A node that exists keeps its podCIDR (the API server does not let it
+	// change): pod IPs come from it.
+	if p, err := netip.ParsePrefix(node.Spec.PodCIDR); err == nil && p.Addr().Is4() && p.Masked() != h.podCIDR {
+		h.mu.Lock()
+		h.podCIDR = p.Masked()
+		h.mu.Unlock()
 	}
 	// Status is a subresource: write it separately, as a kubelet does.
 	node.Status = want.Status
