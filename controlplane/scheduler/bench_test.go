@@ -134,6 +134,7 @@ func BenchmarkScheduleOne(b *testing.B) {
 			inst.bindWG.Wait()
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pods/s")
+			b.ReportMetric(float64(inst.evaluatedNodes)/float64(b.N), "nodes/pod")
 			if _, cached, assumed := inst.cache.Counts(); cached != initPods+b.N || assumed != 0 {
 				b.Fatalf("got %d pods in the cache (%d assumed), want %d bound", cached, assumed, initPods+b.N)
 			}

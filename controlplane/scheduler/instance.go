@@ -46,8 +46,11 @@ type instance struct {
 
 	// Scheduling-loop state, touched only by the scheduling goroutine.
 	nextStartNodeIndex int
-	statusBuf          []*framework.Status
-	feasibleBuf        []*framework.NodeInfo
+	// evaluatedNodes counts the nodes filtered in successful cycles, for
+	// the benchmarks.
+	evaluatedNodes int64
+	statusBuf      []*framework.Status
+	feasibleBuf    []*framework.NodeInfo
 
 	bindSem chan struct{}
 	bindWG  sync.WaitGroup

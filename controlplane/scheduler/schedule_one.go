@@ -80,6 +80,7 @@ func (inst *instance) scheduleOne(ctx context.Context) bool {
 		return true
 	}
 	inst.queue.Done(pod)
+	inst.evaluatedNodes += int64(result.evaluated)
 
 	select {
 	case inst.bindSem <- struct{}{}:

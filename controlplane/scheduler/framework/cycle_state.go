@@ -27,7 +27,10 @@ type StateData interface {
 // once per cycle (PreFilter, PreScore, Reserve, Permit), and read it from
 // Filter and Score, which may run in parallel but never write.
 type CycleState struct {
-	storage map[StateKey]StateData
+	// storage is a short list searched linearly: a handful of plugins
+	// write to it, and comparing constant keys is cheaper than hashing
+	// them on every Filter call.
+	storage []stateEntry
 
 	// SkipFilterPlugins holds the plugins whose PreFilter returned Skip;
 	// SkipScorePlugins those whose PreScore returned Skip.
@@ -69,27 +72,45 @@ func (c *CycleState) SetActiveScorePlugins(idx []int) { c.scorePlugins = idx }
 // ActiveScorePlugins returns them; nil when not recorded.
 func (c *CycleState) ActiveScorePlugins() []int { return c.scorePlugins }
 
+type stateEntry struct {
+	key  StateKey
+	data StateData
+}
+
 // NewCycleState returns an empty CycleState.
 func NewCycleState() *CycleState {
-	return &CycleState{storage: make(map[StateKey]StateData, 8)}
+	return &CycleState{storage: make([]stateEntry, 0, 12)}
 }
 
 // Read returns the data stored under key, or ErrNotFound.
 func (c *CycleState) Read(key StateKey) (StateData, error) {
-	if v, ok := c.storage[key]; ok {
-		return v, nil
+	for i := range c.storage {
+		if c.storage[i].key == key {
+			return c.storage[i].data, nil
+		}
 	}
 	return nil, fmt.Errorf("read %q: %w", key, ErrNotFound)
 }
 
 // Write stores data under key.
 func (c *CycleState) Write(key StateKey, data StateData) {
-	c.storage[key] = data
+	for i := range c.storage {
+		if c.storage[i].key == key {
+			c.storage[i].data = data
+			return
+		}
+	}
+	c.storage = append(c.storage, stateEntry{key: key, data: data})
 }
 
 // Delete removes key.
 func (c *CycleState) Delete(key StateKey) {
-	delete(c.storage, key)
+	for i := range c.storage {
+		if c.storage[i].key == key {
+			c.storage = append(c.storage[:i], c.storage[i+1:]...)
+			return
+		}
+	}
 }
 
 // Clone returns a copy whose entries are the entries' clones. It is used
@@ -99,13 +120,12 @@ func (c *CycleState) Clone() *CycleState {
 	if c == nil {
 		return nil
 	}
-	out := &CycleState{storage: make(map[StateKey]StateData, len(c.storage))}
-	for k, v := range c.storage {
-		if v == nil {
-			out.storage[k] = nil
-			continue
+	out := &CycleState{storage: make([]stateEntry, len(c.storage), cap(c.storage))}
+	for i, e := range c.storage {
+		out.storage[i].key = e.key
+		if e.data != nil {
+			out.storage[i].data = e.data.Clone()
 		}
-		out.storage[k] = v.Clone()
 	}
 	out.SkipFilterPlugins = c.SkipFilterPlugins
 	out.SkipScorePlugins = c.SkipScorePlugins

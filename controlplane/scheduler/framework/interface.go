@@ -207,10 +207,35 @@ type NodeInfoLister interface {
 	HavePodsWithNonHostnameRequiredAntiAffinityList() []*NodeInfo
 	// Get returns the NodeInfo of a node.
 	Get(nodeName string) (*NodeInfo, error)
-	// ListVersion changes whenever the set or order of List changes, so a
-	// plugin can keep state indexed by list position across cycles.
-	ListVersion() uint64
+	// Changes tells a plugin that keeps per-node state across cycles
+	// (indexed by NodeInfo.Index) which NodeInfos changed since it last
+	// looked: their indexes, or all=true when it must recompute
+	// everything (first call, nodes added or removed, or too many changes
+	// since). The returned token is for the next call.
+	Changes(since ChangeToken) (changed []int32, all bool, next ChangeToken)
 }
+
+// ChangeToken marks how far a plugin has followed the snapshot's changes;
+// the zero token means "never".
+type ChangeToken struct {
+	valid       bool
+	listVersion uint64
+	seq         uint64
+}
+
+// NewChangeToken is for snapshot implementations.
+func NewChangeToken(listVersion, seq uint64) ChangeToken {
+	return ChangeToken{valid: true, listVersion: listVersion, seq: seq}
+}
+
+// Valid reports whether the token was returned by Changes.
+func (t ChangeToken) Valid() bool { return t.valid }
+
+// ListVersion and Seq are for snapshot implementations.
+func (t ChangeToken) ListVersion() uint64 { return t.listVersion }
+
+// Seq is the position in the snapshot's change log.
+func (t ChangeToken) Seq() uint64 { return t.seq }
 
 // SharedLister gives plugins read access to the cycle's snapshot.
 type SharedLister interface {

@@ -41,11 +41,14 @@ type NodeInfo struct {
 	// Generation changes whenever the NodeInfo changes; snapshots copy
 	// only the NodeInfos whose generation moved.
 	Generation int64
+	// Index is the NodeInfo's position in its snapshot's List, or -1.
+	// Plugins index per-node state kept across cycles by it.
+	Index int32
 }
 
 // NewNodeInfo returns a NodeInfo holding pods and no node.
 func NewNodeInfo(pods ...*v1.Pod) *NodeInfo {
-	ni := &NodeInfo{UsedPorts: make(HostPortInfo)}
+	ni := &NodeInfo{UsedPorts: make(HostPortInfo), Index: -1}
 	for _, p := range pods {
 		ni.AddPodInfo(NewPodInfo(p))
 	}
@@ -159,6 +162,7 @@ func (n *NodeInfo) Clone() *NodeInfo {
 		NonZeroRequested:            n.NonZeroRequested.Clone(),
 		Allocatable:                 n.Allocatable.Clone(),
 		Generation:                  n.Generation,
+		Index:                       n.Index,
 		NonHostnameAntiAffinityPods: n.NonHostnameAntiAffinityPods,
 	}
 	out.Pods = clonePodInfos(n.Pods)

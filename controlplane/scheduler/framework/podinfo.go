@@ -7,6 +7,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/sets"
 )
 
@@ -22,11 +23,91 @@ type AffinityTerm struct {
 	// NamespaceSelector selects namespaces by their labels; labels.Nothing()
 	// when the term has none.
 	NamespaceSelector labels.Selector
+
+	// fast is set by Compile: Matches then compares a few namespaces and
+	// label values directly instead of going through sets and selectors,
+	// which matters because Filter matches terms against every pod of
+	// every node it looks at.
+	fast *termMatcher
+}
+
+// termMatcher is a compiled AffinityTerm.
+type termMatcher struct {
+	namespaces []string
+	// anyNamespace is set when the namespace selector selects everything.
+	anyNamespace bool
+	// noNamespaceSelector is set when there is no namespace selector.
+	noNamespaceSelector bool
+	// equals are the selector's requirements when all of them are
+	// "label = value"; nil otherwise (Selector is used).
+	equals []labelEquals
+	// everything is set when the selector selects every pod.
+	everything bool
+}
+
+type labelEquals struct{ key, value string }
+
+// maxFastNamespaces bounds the namespaces compared one by one.
+const maxFastNamespaces = 8
+
+// Compile prepares the fast path of Matches. Call it again after changing
+// the term's fields.
+func (at *AffinityTerm) Compile() {
+	at.fast = nil
+	if len(at.Namespaces) > maxFastNamespaces || at.Selector == nil || at.NamespaceSelector == nil {
+		return
+	}
+	m := &termMatcher{namespaces: sets.List(at.Namespaces)}
+	if at.NamespaceSelector.Empty() {
+		m.anyNamespace = true
+	} else if _, selectable := at.NamespaceSelector.Requirements(); !selectable {
+		m.noNamespaceSelector = true
+	} else {
+		return
+	}
+	reqs, selectable := at.Selector.Requirements()
+	switch {
+	case !selectable:
+		return
+	case at.Selector.Empty():
+		m.everything = true
+	default:
+		for _, r := range reqs {
+			op := r.Operator()
+			vals := r.Values()
+			if (op != selection.Equals && op != selection.DoubleEquals && op != selection.In) || vals.Len() != 1 {
+				return
+			}
+			m.equals = append(m.equals, labelEquals{key: r.Key(), value: vals.List()[0]})
+		}
+	}
+	at.fast = m
 }
 
 // Matches reports whether pod, living in a namespace with labels nsLabels,
 // is selected by the term.
 func (at *AffinityTerm) Matches(pod *v1.Pod, nsLabels labels.Set) bool {
+	if m := at.fast; m != nil {
+		inNamespace := m.anyNamespace
+		for _, ns := range m.namespaces {
+			if ns == pod.Namespace {
+				inNamespace = true
+				break
+			}
+		}
+		if !inNamespace {
+			return false
+		}
+		if m.everything {
+			return true
+		}
+		for _, eq := range m.equals {
+			if v, ok := pod.Labels[eq.key]; !ok || v != eq.value {
+				return false
+			}
+		}
+		return true
+	}
 	if at.Namespaces.Has(pod.Namespace) || at.NamespaceSelector.Matches(nsLabels) {
 		return at.Selector.Matches(labels.Set(pod.Labels))
 	}
@@ -137,7 +218,9 @@ func newAffinityTerm(pod *v1.Pod, term *v1.PodAffinityTerm) (AffinityTerm, error
 	} else {
 		namespaces.Insert(term.Namespaces...)
 	}
-	return AffinityTerm{Namespaces: namespaces, Selector: selector, TopologyKey: term.TopologyKey, NamespaceSelector: nsSelector}, nil
+	at := AffinityTerm{Namespaces: namespaces, Selector: selector, TopologyKey: term.TopologyKey, NamespaceSelector: nsSelector}
+	at.Compile()
+	return at, nil
 }
 
 func affinityTerms(pod *v1.Pod, terms []v1.PodAffinityTerm) ([]AffinityTerm, error) {

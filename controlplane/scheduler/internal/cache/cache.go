@@ -384,7 +384,7 @@ func (c *Cache) UpdateSnapshot(s *Snapshot) error {
 		existing, ok := s.nodeInfoMap[node.Name]
 		if !ok {
 			rebuildList = true
-			existing = &framework.NodeInfo{}
+			existing = &framework.NodeInfo{Index: -1}
 			s.nodeInfoMap[node.Name] = existing
 		}
 		clone := item.info.Clone()
@@ -394,7 +394,12 @@ func (c *Cache) UpdateSnapshot(s *Snapshot) error {
 			(existing.NonHostnameAntiAffinityPods > 0) != (clone.NonHostnameAntiAffinityPods > 0) {
 			rebuildAffinity = true
 		}
+		index := existing.Index
 		*existing = *clone
+		existing.Index = index
+		if index >= 0 {
+			s.recordChange(index)
+		}
 	}
 	s.generation = c.generation
 
@@ -407,13 +412,16 @@ func (c *Cache) UpdateSnapshot(s *Snapshot) error {
 		rebuildList = true
 	}
 	if rebuildList {
+		for _, ni := range s.nodeInfoList {
+			ni.Index = -1
+		}
 		s.nodeInfoList = s.nodeInfoList[:0]
 		for _, name := range c.nodeTree.list() {
 			if ni, ok := s.nodeInfoMap[name]; ok {
 				s.nodeInfoList = append(s.nodeInfoList, ni)
 			}
 		}
-		s.listVersion++
+		s.resetList()
 		rebuildAffinity = true
 	}
 	if rebuildAffinity {

@@ -24,7 +24,15 @@ type Snapshot struct {
 
 	generation  int64
 	listVersion uint64
+	// changeLog holds the List indexes of the NodeInfos changed in place
+	// since the list was last rebuilt; changeBase is the sequence number
+	// of its first entry.
+	changeLog  []int32
+	changeBase uint64
 }
+
+// maxChangeLog bounds the change log; plugins further behind recompute.
+const maxChangeLog = 1 << 16
 
 var (
 	_ framework.SharedLister   = (*Snapshot)(nil)
@@ -43,6 +51,7 @@ func NewSnapshot(pods []*v1.Pod, nodes []*v1.Node) *Snapshot {
 	for _, n := range nodes {
 		ni := framework.NewNodeInfo()
 		ni.SetNode(n)
+		ni.Index = int32(len(s.nodeInfoList))
 		s.nodeInfoMap[n.Name] = ni
 		s.nodeInfoList = append(s.nodeInfoList, ni)
 	}
@@ -90,8 +99,39 @@ func (s *Snapshot) Get(name string) (*framework.NodeInfo, error) {
 	return ni, nil
 }
 
-// ListVersion implements framework.NodeInfoLister.
+// Changes implements framework.NodeInfoLister.
+func (s *Snapshot) Changes(since framework.ChangeToken) ([]int32, bool, framework.ChangeToken) {
+	seq := s.changeBase + uint64(len(s.changeLog))
+	next := framework.NewChangeToken(s.listVersion, seq)
+	if !since.Valid() || since.ListVersion() != s.listVersion || since.Seq() < s.changeBase || since.Seq() > seq {
+		return nil, true, next
+	}
+	return s.changeLog[since.Seq()-s.changeBase:], false, next
+}
+
+// ListVersion changes whenever nodes are added or removed.
 func (s *Snapshot) ListVersion() uint64 { return s.listVersion }
+
+// recordChange logs that the NodeInfo at index changed in place.
+func (s *Snapshot) recordChange(index int32) {
+	if len(s.changeLog) >= maxChangeLog {
+		drop := len(s.changeLog) / 2
+		s.changeBase += uint64(drop)
+		s.changeLog = append(s.changeLog[:0], s.changeLog[drop:]...)
+	}
+	s.changeLog = append(s.changeLog, index)
+}
+
+// resetList starts a new list version: indexes are reassigned and the
+// change log restarts.
+func (s *Snapshot) resetList() {
+	s.listVersion++
+	s.changeBase += uint64(len(s.changeLog))
+	s.changeLog = s.changeLog[:0]
+	for i, ni := range s.nodeInfoList {
+		ni.Index = int32(i)
+	}
+}
 
 // NumNodes is the number of nodes.
 func (s *Snapshot) NumNodes() int { return len(s.nodeInfoList) }

@@ -88,3 +88,17 @@ func NodeInfos(t testing.TB, h *Handle, nodes []*v1.Node) []*framework.NodeInfo 
 	}
 	return out
 }
+
+// StartInformers starts the informers registered since NewHandle (plugins
+// register theirs when they are built) and waits for them to sync.
+func (h *Handle) StartInformers(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	h.Informers.Start(ctx.Done())
+	for typ, ok := range h.Informers.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			t.Fatalf("informer for %v did not sync", typ)
+		}
+	}
+}

@@ -135,6 +135,7 @@ func (pl *InterPodAffinity) mergeNamespaces(terms []framework.AffinityTerm) ([]f
 			}
 		}
 		t.NamespaceSelector = labels.Nothing()
+		t.Compile()
 	}
 	return out, nil
 }

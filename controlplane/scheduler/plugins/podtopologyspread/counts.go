@@ -36,8 +36,8 @@ type countCache struct {
 	affinity    nodeaffinity.RequiredNodeAffinity
 	tolerations []v1.Toleration
 
+	token   framework.ChangeToken
 	nodes   []*framework.NodeInfo
-	gens    []int64
 	contrib []nodeContribution // len(nodes) * len(constraints)
 
 	// pods[i] maps each eligible domain of constraint i to its matching
@@ -98,12 +98,15 @@ func (c *countCache) apply(contrib []nodeContribution, sign int) {
 	}
 }
 
-// update brings the counts up to date with nodes.
-func (c *countCache) update(ctx context.Context, par framework.Parallelizer, nodes []*framework.NodeInfo) {
+// update brings the counts up to date with the lister's nodes, recomputing
+// only the nodes that changed since the last update.
+func (c *countCache) update(ctx context.Context, par framework.Parallelizer, lister framework.NodeInfoLister) {
+	nodes := lister.List()
+	changed, all, next := lister.Changes(c.token)
+	c.token = next
 	k := len(c.constraints)
-	if len(nodes) != len(c.nodes) {
-		c.nodes = make([]*framework.NodeInfo, len(nodes))
-		c.gens = make([]int64, len(nodes))
+	if all || len(nodes) != len(c.nodes) {
+		c.nodes = nodes
 		c.contrib = make([]nodeContribution, len(nodes)*k)
 		c.pods = make([]map[string]int, k)
 		c.domainNodes = make([]map[string]int, k)
@@ -111,38 +114,24 @@ func (c *countCache) update(ctx context.Context, par framework.Parallelizer, nod
 			c.pods[i] = make(map[string]int)
 			c.domainNodes[i] = make(map[string]int)
 		}
-	}
-	var changed []int
-	for i, ni := range nodes {
-		if c.nodes[i] != ni || c.gens[i] != ni.Generation || c.gens[i] == 0 {
-			changed = append(changed, i)
+		compute := func(i int) { c.compute(nodes[i], c.contrib[i*k:(i+1)*k]) }
+		if par != nil && len(nodes) > 64 {
+			par.Until(ctx, len(nodes), compute)
+		} else {
+			for i := range nodes {
+				compute(i)
+			}
 		}
-	}
-	if len(changed) == 0 {
+		for i := range nodes {
+			c.apply(c.contrib[i*k:(i+1)*k], 1)
+		}
 		return
 	}
-	// Take the old contributions out, compute the new ones (in parallel
-	// when many nodes changed), and put them in.
 	for _, i := range changed {
-		if c.nodes[i] != nil {
-			c.apply(c.contrib[i*k:(i+1)*k], -1)
-		}
-	}
-	computeOne := func(j int) {
-		i := changed[j]
-		c.compute(nodes[i], c.contrib[i*k:(i+1)*k])
-	}
-	if len(changed) > 64 && par != nil {
-		par.Until(ctx, len(changed), computeOne)
-	} else {
-		for j := range changed {
-			computeOne(j)
-		}
-	}
-	for _, i := range changed {
-		c.nodes[i] = nodes[i]
-		c.gens[i] = nodes[i].Generation
-		c.apply(c.contrib[i*k:(i+1)*k], 1)
+		contrib := c.contrib[int(i)*k : (int(i)+1)*k]
+		c.apply(contrib, -1)
+		c.compute(nodes[i], contrib)
+		c.apply(contrib, 1)
 	}
 }
 
@@ -158,11 +147,11 @@ func newCountCaches(max int) *countCaches {
 	return &countCaches{max: max, entries: make(map[string]*countCache)}
 }
 
-// counts returns the per-domain counts of constraints for pod over nodes:
-// for each constraint, eligible domain -> matching pods. The maps belong to
-// the cache and are valid until the next call; callers must not change
-// them.
-func (cs *countCaches) counts(ctx context.Context, par framework.Parallelizer, pod *v1.Pod, constraints []constraint, requireAll bool, nodes []*framework.NodeInfo) []map[string]int {
+// counts returns the per-domain counts of constraints for pod over the
+// lister's nodes: for each constraint, eligible domain -> matching pods.
+// The maps belong to the cache and are valid until the next call; callers
+// must not change them.
+func (cs *countCaches) counts(ctx context.Context, par framework.Parallelizer, pod *v1.Pod, constraints []constraint, requireAll bool, lister framework.NodeInfoLister) []map[string]int {
 	key := signature(pod, constraints, requireAll)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
@@ -189,7 +178,7 @@ func (cs *countCaches) counts(ctx context.Context, par framework.Parallelizer, p
 		cs.entries[key] = c
 	}
 	c.lastUsed = cs.tick
-	c.update(ctx, par, nodes)
+	c.update(ctx, par, lister)
 	return c.pods
 }
 

@@ -88,7 +88,7 @@ func (s *preFilterState) minMatchNum(i int, minDomains int32) int {
 }
 
 // PreFilter implements framework.PreFilterPlugin.
-func (pl *PodTopologySpread) PreFilter(ctx context.Context, state *framework.CycleState, pod *v1.Pod, nodes []*framework.NodeInfo) (*framework.PreFilterResult, *framework.Status) {
+func (pl *PodTopologySpread) PreFilter(ctx context.Context, state *framework.CycleState, pod *v1.Pod, _ []*framework.NodeInfo) (*framework.PreFilterResult, *framework.Status) {
 	cs, err := pl.constraints(pod, v1.DoNotSchedule)
 	if err != nil {
 		return nil, framework.AsStatus(fmt.Errorf("get constraints from pod: %w", err))
@@ -96,7 +96,7 @@ func (pl *PodTopologySpread) PreFilter(ctx context.Context, state *framework.Cyc
 	if len(cs) == 0 {
 		return nil, framework.NewStatus(framework.Skip)
 	}
-	counts := pl.counts.counts(ctx, pl.parallelizer, pod, cs, true, nodes)
+	counts := pl.counts.counts(ctx, pl.parallelizer, pod, cs, true, pl.sharedLister.NodeInfos())
 	s := &preFilterState{
 		Constraints:       cs,
 		CriticalPaths:     make([]criticalPaths, len(cs)),

@@ -8,8 +8,11 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/skiff-project/skiff/controlplane/scheduler/framework"
+	"github.com/skiff-project/skiff/controlplane/scheduler/internal/cache"
 	pt "github.com/skiff-project/skiff/controlplane/scheduler/internal/plugintest"
 	st "github.com/skiff-project/skiff/controlplane/scheduler/internal/schedtest"
 )
@@ -155,54 +158,106 @@ func TestScore(t *testing.T) {
 	}
 }
 
-// TestCountsFollowNodeChanges checks that the counts kept across cycles
-// equal a fresh count after pods are added and removed.
+// TestCountsFollowNodeChanges checks that the counts kept across cycles,
+// updated from the snapshot's change log, equal a fresh count as pods and
+// nodes come and go.
 func TestCountsFollowNodeChanges(t *testing.T) {
-	var infos []*framework.NodeInfo
-	for i := range 6 {
-		ni := framework.NewNodeInfo()
-		ni.SetNode(st.MakeNode().Name(fmt.Sprintf("n%d", i)).Label(zone, fmt.Sprintf("z%d", i%3)).Obj())
-		ni.Generation = 1
-		infos = append(infos, ni)
+	c := cache.New(st.TestLogger(t), 0)
+	node := func(i int) *v1.Node {
+		return st.MakeNode().Name(fmt.Sprintf("n%d", i)).Label(zone, fmt.Sprintf("z%d", i%3)).Obj()
 	}
+	for i := range 6 {
+		c.AddNode(node(i))
+	}
+	snap := cache.NewEmptySnapshot()
 	pod := st.MakePod().Name("p").Label("app", "web").SpreadConstraint(1, zone, v1.DoNotSchedule, sel("app", "web"), 0).Obj()
 	cs, err := filterConstraints(pod.Spec.TopologySpreadConstraints, pod.Labels, v1.DoNotSchedule)
 	if err != nil {
 		t.Fatal(err)
 	}
 	kept := newCountCaches(2)
-	gen := int64(1)
 	steps := []struct {
-		node   int
-		add    *v1.Pod
-		remove *v1.Pod
+		name   string
+		change func() error
 	}{
-		{node: 0, add: web("a", "n0")},
-		{node: 3, add: web("b", "n3")},
-		{node: 4, add: web("c", "n4")},
-		{node: 4, add: st.MakePod().Name("other").Label("app", "db").Node("n4").Obj()},
-		{node: 3, remove: web("b", "n3")},
+		{"add a", func() error { return c.AddPod(web("a", "n0")) }},
+		{"add b", func() error { return c.AddPod(web("b", "n3")) }},
+		{"add c", func() error { return c.AddPod(web("c", "n4")) }},
+		{"add a pod that does not match", func() error { return c.AddPod(st.MakePod().Name("other").Label("app", "db").Node("n4").Obj()) }},
+		{"remove b", func() error { return c.RemovePod(web("b", "n3")) }},
+		{"add a node", func() error { c.AddNode(node(6)); return nil }},
+		{"add d on the new node", func() error { return c.AddPod(web("d", "n6")) }},
+		{"remove a node", func() error { return c.RemoveNode(node(2)) }},
 	}
-	for i, step := range steps {
-		ni := infos[step.node]
-		if step.add != nil {
-			ni.AddPodInfo(framework.NewPodInfo(step.add))
+	for _, step := range steps {
+		if err := step.change(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
 		}
-		if step.remove != nil {
-			if err := ni.RemovePod(step.remove); err != nil {
+		if err := c.UpdateSnapshot(snap); err != nil {
+			t.Fatal(err)
+		}
+		got := kept.counts(context.Background(), nil, pod, cs, true, snap)
+		fresh := newCountCaches(1).counts(context.Background(), nil, pod, cs, true, snap)
+		if !reflect.DeepEqual(got, fresh) {
+			t.Fatalf("after %s: got counts %v, want %v", step.name, got, fresh)
+		}
+	}
+	// n5 keeps z2 as an (empty) domain.
+	want := []map[string]int{{"z0": 2, "z1": 1, "z2": 0}}
+	if got := kept.counts(context.Background(), nil, pod, cs, true, snap); !reflect.DeepEqual(got, want) {
+		t.Errorf("got counts %v, want %v", got, want)
+	}
+}
+
+// TestSystemDefaultConstraints checks that pods of a Service, without
+// constraints of their own, are spread by hostname and zone.
+func TestSystemDefaultConstraints(t *testing.T) {
+	svc := &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec:       v1.ServiceSpec{Selector: map[string]string{"app": "web"}},
+	}
+	nodes := []*v1.Node{
+		st.MakeNode().Name("n1").Label(zone, "z1").Obj(),
+		st.MakeNode().Name("n2").Label(zone, "z1").Obj(),
+		st.MakeNode().Name("n3").Label(zone, "z2").Obj(),
+	}
+	pods := []*v1.Pod{web("a", "n1"), web("b", "n1"), web("c", "n3")}
+	tests := []struct {
+		name string
+		objs []runtime.Object
+		pod  *v1.Pod
+		want map[string]int64
+	}{
+		{"pods of a service are spread", []runtime.Object{svc}, st.MakePod().Name("p").Label("app", "web").Obj(),
+			// n1: 2 pods on the host and 2 in z1 -> 12; n2: 0 and 2 -> 9;
+			// n3: 1 and 1 -> 9.
+			map[string]int64{"n1": 75, "n2": 100, "n3": 100}},
+		{"pods without a service or controller skip", nil, st.MakePod().Name("p").Label("app", "web").Obj(), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := pt.NewHandle(t, pods, nodes, tt.objs...)
+			h.Client.(*fake.Clientset).Resources = []*metav1.APIResourceList{{
+				GroupVersion: "v1",
+				APIResources: []metav1.APIResource{{Name: "services", Namespaced: true, Kind: "Service"}},
+			}}
+			pl, err := New(context.Background(), nil, h)
+			if err != nil {
 				t.Fatal(err)
 			}
-		}
-		gen++
-		ni.Generation = gen
-		got := kept.counts(context.Background(), nil, pod, cs, true, infos)
-		fresh := newCountCaches(1).counts(context.Background(), nil, pod, cs, true, infos)
-		if !reflect.DeepEqual(got, fresh) {
-			t.Fatalf("step %d: got counts %v, want %v", i, got, fresh)
-		}
-	}
-	want := []map[string]int{{"z0": 1, "z1": 1, "z2": 0}}
-	if got := kept.counts(context.Background(), nil, pod, cs, true, infos); !reflect.DeepEqual(got, want) {
-		t.Errorf("got counts %v, want %v", got, want)
+			h.StartInformers(t)
+			got := pt.RunScore(t, h, pl.(framework.ScorePlugin), tt.pod)
+			if tt.want == nil {
+				if got != nil {
+					t.Errorf("got scores %v, want PreScore to skip", got)
+				}
+				return
+			}
+			for n, want := range tt.want {
+				if got[n] != want {
+					t.Errorf("node %s: got score %d, want %d", n, got[n], want)
+				}
+			}
+		})
 	}
 }

@@ -92,12 +92,12 @@ func (pl *PodTopologySpread) PreScore(ctx context.Context, state *framework.Cycl
 		if requireAll && len(zonal) != len(cs) {
 			// Eligibility needs every key, hostname included: count with
 			// all constraints.
-			full := pl.counts.counts(ctx, pl.parallelizer, pod, cs, requireAll, all)
+			full := pl.counts.counts(ctx, pl.parallelizer, pod, cs, requireAll, pl.sharedLister.NodeInfos())
 			for _, i := range zonalIdx {
 				counts = append(counts, full[i])
 			}
 		} else {
-			counts = pl.counts.counts(ctx, pl.parallelizer, pod, zonal, requireAll, all)
+			counts = pl.counts.counts(ctx, pl.parallelizer, pod, zonal, requireAll, pl.sharedLister.NodeInfos())
 		}
 		for j, i := range zonalIdx {
 			for v := range s.TopologyValueToPodCounts[i] {
