@@ -186,7 +186,7 @@ func (b *bench) point(ctx context.Context, mode string, n int) (r Result, err er
 	// One endpoint change at a time, on an idle Service (the traffic
 	// Service when it is the only one).
 	j := n / 2
-	var times []time.Duration
+	var times, cpus []time.Duration
 	for g := 1; g <= b.o.changes; g++ {
 		// The eBPF provider collects the conntrack of a deleted backend
 		// after the sync, in the background; let it finish so that it
@@ -197,14 +197,19 @@ func (b *bench) point(ctx context.Context, mode string, n int) (r Result, err er
 			}
 		}
 		p.OnEndpointSliceUpdate(slice(j, g-1, b.c), slice(j, g, b.c))
+		cpu0, _ := cpuUsage()
 		start := time.Now()
 		if err := p.Sync(); err != nil {
 			return r, fmt.Errorf("endpoint change sync: %w", err)
 		}
 		times = append(times, time.Since(start))
+		cpu1, _ := cpuUsage()
+		cpus = append(cpus, cpu1-cpu0)
 	}
 	slices.Sort(times)
+	slices.Sort(cpus)
 	r.EndpointChangeMS = ms(times[len(times)/2])
+	r.EndpointChangeCPUMS = ms(cpus[len(cpus)/2])
 	r.EndpointChangeRuns = len(times)
 	return r, nil
 }

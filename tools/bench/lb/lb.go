@@ -90,10 +90,14 @@ type Result struct {
 	IPTablesBackend string `json:"iptables_backend,omitempty"`
 	// EndpointChangeMS is the median Sync after one endpoint of one
 	// idle Service moved (EndpointChangeRuns of them).
-	EndpointChangeMS   float64 `json:"endpoint_change_ms"`
-	EndpointChangeRuns int     `json:"endpoint_change_runs"`
-	ClusterIP          Latency `json:"clusterip"`
-	NodePort           Latency `json:"nodeport"`
+	EndpointChangeMS float64 `json:"endpoint_change_ms"`
+	// EndpointChangeCPUMS is the median CPU time of those syncs (the
+	// process's, user and system: on a shared machine, the part of the
+	// wall time that was work).
+	EndpointChangeCPUMS float64 `json:"endpoint_change_cpu_ms"`
+	EndpointChangeRuns  int     `json:"endpoint_change_runs"`
+	ClusterIP           Latency `json:"clusterip"`
+	NodePort            Latency `json:"nodeport"`
 	// Datapath is measured for the eBPF modes only.
 	Datapath *Datapath `json:"datapath,omitempty"`
 }

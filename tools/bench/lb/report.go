@@ -18,7 +18,7 @@ func printTable(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "%d CPUs, kernel %s, %s; load average %.2f %.2f %.2f at start, %.2f %.2f %.2f at end\n",
 		m.CPUs, m.Kernel, m.Go, m.LoadStart[0], m.LoadStart[1], m.LoadStart[2], m.LoadEnd[0], m.LoadEnd[1], m.LoadEnd[2])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tservices\tfull sync ms\t(tracker\tmaps)\tcpu ms\tfaults\tep change ms\tClusterIP p50 µs\tp99 µs\tconn/s\terr\tNodePort p50 µs\tp99 µs\tconn/s\terr\tTC new ns\tTC est ns\tXDP new ns\tXDP est local ns\tXDP est remote ns\t")
+	fmt.Fprintln(tw, "mode\tservices\tfull sync ms\t(tracker\tmaps)\tcpu ms\tfaults\tep change ms\t(cpu)\tClusterIP p50 µs\tp99 µs\tconn/s\terr\tNodePort p50 µs\tp99 µs\tconn/s\terr\tTC new ns\tTC est ns\tXDP new ns\tXDP est local ns\tXDP est remote ns\t")
 	for _, r := range rep.Results {
 		dp := "\t\t\t\t"
 		if r.Datapath != nil {
@@ -29,8 +29,8 @@ func printTable(w io.Writer, rep *Report) {
 		if r.IPTablesBackend != "" {
 			mode += " [" + r.IPTablesBackend + "]"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.3f\t%.0f\t%.0f\t%.0f\t%d\t%.0f\t%.0f\t%.0f\t%d\t%s\t\n", mode, r.Services,
-			r.FullSyncMS, r.FullSyncTrackerMS, r.FullSyncMapsMS, r.FullSyncCPUMS, r.FullSyncPageFaults, r.EndpointChangeMS,
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.3f\t%.3f\t%.0f\t%.0f\t%.0f\t%d\t%.0f\t%.0f\t%.0f\t%d\t%s\t\n", mode, r.Services,
+			r.FullSyncMS, r.FullSyncTrackerMS, r.FullSyncMapsMS, r.FullSyncCPUMS, r.FullSyncPageFaults, r.EndpointChangeMS, r.EndpointChangeCPUMS,
 			r.ClusterIP.P50US, r.ClusterIP.P99US, r.ClusterIP.ConnsPerSec, r.ClusterIP.Errors,
 			r.NodePort.P50US, r.NodePort.P99US, r.NodePort.ConnsPerSec, r.NodePort.Errors, dp)
 	}
