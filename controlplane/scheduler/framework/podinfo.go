@@ -3,6 +3,7 @@ package framework
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,6 +30,39 @@ type AffinityTerm struct {
 	// which matters because Filter matches terms against every pod of
 	// every node it looks at.
 	fast *termMatcher
+	// signature identifies what the term selects; set by Compile.
+	signature string
+}
+
+// Signature identifies the pods a term selects and how it groups nodes:
+// terms with equal signatures are interchangeable. Compile sets it.
+func (at *AffinityTerm) Signature() string {
+	if at.signature == "" {
+		return termSignature(at)
+	}
+	return at.signature
+}
+
+func termSignature(at *AffinityTerm) string {
+	var b strings.Builder
+	b.WriteString(at.TopologyKey)
+	b.WriteByte(0)
+	for _, ns := range sets.List(at.Namespaces) {
+		b.WriteString(ns)
+		b.WriteByte(',')
+	}
+	b.WriteByte(0)
+	if at.Selector != nil {
+		b.WriteString(at.Selector.String())
+	}
+	b.WriteByte(0)
+	if at.NamespaceSelector != nil {
+		if _, selectable := at.NamespaceSelector.Requirements(); selectable {
+			b.WriteString("sel:")
+			b.WriteString(at.NamespaceSelector.String())
+		}
+	}
+	return b.String()
 }
 
 // termMatcher is a compiled AffinityTerm.
@@ -54,6 +88,7 @@ const maxFastNamespaces = 8
 // the term's fields.
 func (at *AffinityTerm) Compile() {
 	at.fast = nil
+	at.signature = termSignature(at)
 	if len(at.Namespaces) > maxFastNamespaces || at.Selector == nil || at.NamespaceSelector == nil {
 		return
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -74,6 +73,30 @@ type preFilterState struct {
 	// hostScopedAffinityMatches counts pods anywhere matching all the
 	// host-scoped affinity terms (for the first-pod exception).
 	hostScopedAffinityMatches int64
+
+	// Per node (by NodeInfo.Index): pods matching all host-scoped affinity
+	// terms, pods matching any host-scoped anti-affinity term, and pods
+	// whose hostname anti-affinity terms match the incoming pod. nil when
+	// there is nothing to count; indexed says whether the last one was
+	// computed (nil then means "none").
+	hostAffinityCounts []int32
+	hostAntiCounts     []int32
+	existingHostAnti   []int32
+	indexed            bool
+	numNodes           int
+}
+
+func countAt(counts []int32, ni *framework.NodeInfo) (int32, bool) {
+	if i := ni.Index; i >= 0 && int(i) < len(counts) {
+		return counts[i], true
+	}
+	return 0, false
+}
+
+func addAt(counts []int32, ni *framework.NodeInfo, delta int32) {
+	if i := ni.Index; i >= 0 && int(i) < len(counts) {
+		counts[i] += delta
+	}
 }
 
 // Clone implements framework.StateData.
@@ -85,20 +108,35 @@ func (s *preFilterState) Clone() framework.StateData {
 	c.existingAntiCounts = s.existingAntiCounts.clone()
 	c.affinityCounts = s.affinityCounts.clone()
 	c.antiCounts = s.antiCounts.clone()
+	c.hostAffinityCounts = append([]int32(nil), s.hostAffinityCounts...)
+	c.hostAntiCounts = append([]int32(nil), s.hostAntiCounts...)
+	c.existingHostAnti = append([]int32(nil), s.existingHostAnti...)
 	return &c
 }
 
 // updateWithPod adds (delta 1) or removes (-1) an existing pod.
-func (s *preFilterState) updateWithPod(pi *framework.PodInfo, node *v1.Node, delta int64) {
+func (s *preFilterState) updateWithPod(pi *framework.PodInfo, ni *framework.NodeInfo, delta int64) {
+	node := ni.Node()
 	if s == nil || node == nil {
 		return
 	}
 	incoming := s.podInfo.Pod
 	for i := range pi.RequiredAntiAffinityTerms {
 		t := &pi.RequiredAntiAffinityTerms[i]
-		if t.TopologyKey != v1.LabelHostname && t.Matches(incoming, s.namespaceLabels) {
-			s.existingAntiCounts.update(node, t.TopologyKey, delta)
+		if !t.Matches(incoming, s.namespaceLabels) {
+			continue
 		}
+		if t.TopologyKey != v1.LabelHostname {
+			s.existingAntiCounts.update(node, t.TopologyKey, delta)
+		} else if s.indexed {
+			if s.existingHostAnti == nil {
+				s.existingHostAnti = make([]int32, s.numNodes)
+			}
+			addAt(s.existingHostAnti, ni, int32(delta))
+		}
+	}
+	if len(s.hostScopedAnti) > 0 && podMatchesAnyAffinityTerm(s.hostScopedAnti, pi.Pod) {
+		addAt(s.hostAntiCounts, ni, int32(delta))
 	}
 	if podMatchesAllAffinityTerms(s.clusterAffinity, pi.Pod) {
 		for _, t := range s.clusterAffinity {
@@ -112,6 +150,7 @@ func (s *preFilterState) updateWithPod(pi *framework.PodInfo, node *v1.Node, del
 	}
 	if len(s.hostScopedAffinity) > 0 && podMatchesAllAffinityTerms(s.hostScopedAffinity, pi.Pod) {
 		s.hostScopedAffinityMatches += delta
+		addAt(s.hostAffinityCounts, ni, int32(delta))
 	}
 }
 
@@ -163,15 +202,20 @@ func (pl *InterPodAffinity) PreFilter(ctx context.Context, state *framework.Cycl
 		}
 	}
 
-	var hostScopedAmongNonHost bool
-	s.existingAntiCounts, hostScopedAmongNonHost = pl.existingAntiAffinityCounts(ctx, pod, s.namespaceLabels, withNonHostAnti)
-	mustEvaluateHostScoped := hostScopedAmongNonHost || len(withAnti) > len(withNonHostAnti)
+	s.existingAntiCounts = pl.existingAntiAffinityCounts(ctx, pod, s.namespaceLabels, withNonHostAnti)
+	if len(withAnti) > 0 {
+		s.existingHostAnti = pl.existing.matching(lister, pod, s.namespaceLabels)
+	}
+	s.indexed, s.numNodes = true, len(allNodes)
 	s.affinityCounts, s.antiCounts = pl.incomingCounts(ctx, s.clusterAffinity, s.clusterAnti, allNodes)
 	if len(s.hostScopedAffinity) > 0 {
-		s.hostScopedAffinityMatches = pl.countHostScopedAffinityMatches(ctx, s.hostScopedAffinity, allNodes)
+		s.hostAffinityCounts, s.hostScopedAffinityMatches = pl.hostCounts.counts(ctx, pl.parallelizer, lister, s.hostScopedAffinity, true)
+	}
+	if len(s.hostScopedAnti) > 0 {
+		s.hostAntiCounts, _ = pl.hostCounts.counts(ctx, pl.parallelizer, lister, s.hostScopedAnti, false)
 	}
 
-	if len(s.existingAntiCounts) == 0 && len(s.requiredAffinity) == 0 && len(s.requiredAnti) == 0 && !mustEvaluateHostScoped {
+	if len(s.existingAntiCounts) == 0 && s.existingHostAnti == nil && len(s.requiredAffinity) == 0 && len(s.requiredAnti) == 0 {
 		return nil, framework.NewStatus(framework.Skip)
 	}
 	state.Write(preFilterStateKey, s)
@@ -179,15 +223,13 @@ func (pl *InterPodAffinity) PreFilter(ctx context.Context, state *framework.Cycl
 }
 
 // existingAntiAffinityCounts counts, per domain, the existing pods whose
-// non-hostname required anti-affinity terms match the incoming pod. It
-// also reports whether those pods have hostname-scoped terms too.
-func (pl *InterPodAffinity) existingAntiAffinityCounts(ctx context.Context, pod *v1.Pod, nsLabels labels.Set, nodes []*framework.NodeInfo) (topologyToMatchedTermCount, bool) {
+// non-hostname required anti-affinity terms match the incoming pod.
+func (pl *InterPodAffinity) existingAntiAffinityCounts(ctx context.Context, pod *v1.Pod, nsLabels labels.Set, nodes []*framework.NodeInfo) topologyToMatchedTermCount {
 	result := make(topologyToMatchedTermCount)
 	if len(nodes) == 0 {
-		return result, false
+		return result
 	}
 	var mu sync.Mutex
-	var hostScoped atomic.Bool
 	pl.parallelizer.Until(ctx, len(nodes), func(i int) {
 		ni := nodes[i]
 		node := ni.Node()
@@ -196,7 +238,6 @@ func (pl *InterPodAffinity) existingAntiAffinityCounts(ctx context.Context, pod 
 			for j := range existing.RequiredAntiAffinityTerms {
 				t := &existing.RequiredAntiAffinityTerms[j]
 				if t.TopologyKey == v1.LabelHostname {
-					hostScoped.Store(true)
 					continue
 				}
 				if t.Matches(pod, nsLabels) {
@@ -215,7 +256,7 @@ func (pl *InterPodAffinity) existingAntiAffinityCounts(ctx context.Context, pod 
 			mu.Unlock()
 		}
 	})
-	return result, hostScoped.Load()
+	return result
 }
 
 // incomingCounts counts, per domain, the existing pods that match all the
@@ -264,22 +305,6 @@ func (pl *InterPodAffinity) incomingCounts(ctx context.Context, affinity, anti [
 	return affinityCounts, antiCounts
 }
 
-func (pl *InterPodAffinity) countHostScopedAffinityMatches(ctx context.Context, terms []framework.AffinityTerm, nodes []*framework.NodeInfo) int64 {
-	var count atomic.Int64
-	pl.parallelizer.Until(ctx, len(nodes), func(i int) {
-		var n int64
-		for _, existing := range nodes[i].Pods {
-			if podMatchesAllAffinityTerms(terms, existing.Pod) {
-				n++
-			}
-		}
-		if n > 0 {
-			count.Add(n)
-		}
-	})
-	return count.Load()
-}
-
 // PreFilterExtensions implements framework.PreFilterPlugin.
 func (pl *InterPodAffinity) PreFilterExtensions() framework.PreFilterExtensions { return pl }
 
@@ -289,7 +314,7 @@ func (pl *InterPodAffinity) AddPod(_ context.Context, state *framework.CycleStat
 	if err != nil {
 		return framework.AsStatus(err)
 	}
-	s.updateWithPod(podInfoToAdd, nodeInfo.Node(), 1)
+	s.updateWithPod(podInfoToAdd, nodeInfo, 1)
 	return nil
 }
 
@@ -299,7 +324,7 @@ func (pl *InterPodAffinity) RemovePod(_ context.Context, state *framework.CycleS
 	if err != nil {
 		return framework.AsStatus(err)
 	}
-	s.updateWithPod(podInfoToRemove, nodeInfo.Node(), -1)
+	s.updateWithPod(podInfoToRemove, nodeInfo, -1)
 	return nil
 }
 
@@ -352,6 +377,12 @@ func satisfyExistingPodsAntiAffinity(s *preFilterState, ni *framework.NodeInfo) 
 		}
 	}
 	if _, ok := node.Labels[v1.LabelHostname]; ok {
+		if n, ok := countAt(s.existingHostAnti, ni); ok {
+			return n <= 0
+		}
+		if s.indexed && s.existingHostAnti == nil {
+			return true
+		}
 		incoming := s.podInfo.Pod
 		for _, existing := range ni.PodsWithRequiredAntiAffinity {
 			for j := range existing.RequiredAntiAffinityTerms {
@@ -389,6 +420,9 @@ func nodePodsConflictWithAntiAffinity(s *preFilterState, ni *framework.NodeInfo)
 	if _, ok := ni.Node().Labels[v1.LabelHostname]; !ok {
 		return false
 	}
+	if n, ok := countAt(s.hostAntiCounts, ni); ok {
+		return n > 0
+	}
 	for _, existing := range ni.Pods {
 		for j := range s.hostScopedAnti {
 			if s.hostScopedAnti[j].Matches(existing.Pod, nil) {
@@ -405,9 +439,15 @@ func nodePodsSatisfyAffinity(s *preFilterState, ni *framework.NodeInfo) bool {
 	if _, ok := ni.Node().Labels[v1.LabelHostname]; !ok {
 		return false
 	}
-	for _, existing := range ni.Pods {
-		if podMatchesAllAffinityTerms(s.hostScopedAffinity, existing.Pod) {
+	if n, ok := countAt(s.hostAffinityCounts, ni); ok {
+		if n > 0 {
 			return true
+		}
+	} else {
+		for _, existing := range ni.Pods {
+			if podMatchesAllAffinityTerms(s.hostScopedAffinity, existing.Pod) {
+				return true
+			}
 		}
 	}
 	return satisfiesSelfAffinity(s, ni)

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/skiff-project/skiff/controlplane/scheduler/framework"
+	"github.com/skiff-project/skiff/controlplane/scheduler/internal/cache"
 	pt "github.com/skiff-project/skiff/controlplane/scheduler/internal/plugintest"
 	st "github.com/skiff-project/skiff/controlplane/scheduler/internal/schedtest"
 )
@@ -203,5 +204,66 @@ func TestAddRemovePodUpdatesState(t *testing.T) {
 	}
 	if s := ipa.Filter(context.Background(), state, pod, n1); !s.IsSuccess() {
 		t.Errorf("after RemovePod: got %v on n1, want success", s)
+	}
+}
+
+// TestHostnameCountsFollowChanges runs the plugin against a snapshot that
+// a cache keeps up to date, as the scheduler does: the per-node counts kept
+// for hostname terms must follow pods as they come and go.
+func TestHostnameCountsFollowChanges(t *testing.T) {
+	const (
+		anti     = "Unschedulable: " + ErrReasonAntiAffinityRulesNotMatch
+		affinity = "UnschedulableAndUnresolvable: " + ErrReasonAffinityRulesNotMatch
+	)
+	c := cache.New(st.TestLogger(t), 0)
+	for _, n := range []string{"n1", "n2", "n3"} {
+		c.AddNode(st.MakeNode().Name(n).Obj())
+	}
+	snap := cache.NewEmptySnapshot()
+	h := pt.NewHandle(t, nil, nil, namespaces()...)
+	h.Snap = snap
+	pl, err := New(context.Background(), nil, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webPod := func(name, node string) *v1.Pod {
+		return st.MakePod().Name(name).Label("app", "web").Node(node).PodAffinity(st.AntiAffinity, v1.LabelHostname, sel("app", "web")).Obj()
+	}
+	spread := st.MakePod().Name("p").Label("app", "web").PodAffinity(st.AntiAffinity, v1.LabelHostname, sel("app", "web")).Obj()
+	plain := st.MakePod().Name("q").Label("app", "web").Obj()
+	follower := st.MakePod().Name("f").Label("app", "db").PodAffinity(st.Affinity, v1.LabelHostname, sel("app", "db")).Obj()
+	steps := []struct {
+		name   string
+		change func() error
+		pod    *v1.Pod
+		want   map[string]string
+	}{
+		{"empty cluster", func() error { return nil }, spread, map[string]string{"n1": "", "n2": "", "n3": ""}},
+		{"a web pod on n1 repels the next", func() error { return c.AddPod(webPod("w1", "n1")) }, spread,
+			map[string]string{"n1": anti, "n2": "", "n3": ""}},
+		{"its anti-affinity keeps plain web pods out", func() error { return nil }, plain,
+			map[string]string{"n1": "Unschedulable: " + ErrReasonExistingAntiAffinityRulesNotMatch, "n2": "", "n3": ""}},
+		{"a second one on n2", func() error { return c.AddPod(webPod("w2", "n2")) }, spread,
+			map[string]string{"n1": anti, "n2": anti, "n3": ""}},
+		{"the first one leaves", func() error { return c.RemovePod(webPod("w1", "n1")) }, spread,
+			map[string]string{"n1": "", "n2": anti, "n3": ""}},
+		{"first pod of a group goes anywhere", func() error { return nil }, follower,
+			map[string]string{"n1": "", "n2": "", "n3": ""}},
+		{"then it follows the group", func() error { return c.AddPod(st.MakePod().Name("d").Label("app", "db").Node("n3").Obj()) }, follower,
+			map[string]string{"n1": affinity, "n2": affinity, "n3": ""}},
+	}
+	for _, step := range steps {
+		if err := step.change(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if err := c.UpdateSnapshot(snap); err != nil {
+			t.Fatal(err)
+		}
+		got := pt.RunFilter(t, h, pl, step.pod)
+		for n, want := range step.want {
+			if g := pt.StatusString(got[n]); g != want {
+				t.Errorf("%s: node %s: got %q, want %q", step.name, n, g, want)
+			}
+		}
 	}
 }

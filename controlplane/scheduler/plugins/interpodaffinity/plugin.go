@@ -55,6 +55,10 @@ type InterPodAffinity struct {
 
 	// The Filter's rejections, built once.
 	affinityMismatch, antiAffinityMismatch, existingAntiAffinityMismatch *framework.Status
+
+	// Per-node counts for hostname-scoped terms, kept across cycles.
+	hostCounts *hostCountCaches
+	existing   *existingAntiIndex
 }
 
 var (
@@ -93,6 +97,8 @@ func New(_ context.Context, args any, h framework.Handle) (framework.Plugin, err
 		affinityMismatch:             framework.NewPluginStatus(Name, framework.UnschedulableAndUnresolvable, ErrReasonAffinityRulesNotMatch),
 		antiAffinityMismatch:         framework.NewPluginStatus(Name, framework.Unschedulable, ErrReasonAntiAffinityRulesNotMatch),
 		existingAntiAffinityMismatch: framework.NewPluginStatus(Name, framework.Unschedulable, ErrReasonExistingAntiAffinityRulesNotMatch),
+		hostCounts:                   &hostCountCaches{entries: make(map[string]*hostCounts)},
+		existing:                     &existingAntiIndex{},
 	}
 	if f := h.SharedInformerFactory(); f != nil {
 		inf := f.Core().V1().Namespaces()
