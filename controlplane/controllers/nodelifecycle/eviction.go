@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -67,6 +68,11 @@ type EvictionController struct {
 	scheduled map[string]time.Time
 	// firstSeen is when a taint without timeAdded was first seen (node/key).
 	firstSeen map[string]time.Time
+	// deleted are the pods this controller deleted (pod key -> uid) and
+	// has not yet seen terminating or gone: the pod's own status update
+	// (DisruptionTarget) can bring it back before the informer has the
+	// deletion, and it must not be announced and deleted twice.
+	deleted map[string]types.UID
 
 	evictions prometheus.Counter
 }
@@ -99,6 +105,7 @@ func NewEviction(client kubernetes.Interface, factory informers.SharedInformerFa
 		clock:     clk,
 		scheduled: map[string]time.Time{},
 		firstSeen: map[string]time.Time{},
+		deleted:   map[string]types.UID{},
 		evictions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "skiff_taint_eviction_pods_deleted_total",
 			Help: "Pods deleted because of NoExecute taints they do not tolerate.",
@@ -120,6 +127,9 @@ func NewEviction(client kubernetes.Interface, factory informers.SharedInformerFa
 		key := pod.Namespace + "/" + pod.Name
 		c.mu.Lock()
 		_, planned := c.scheduled[key]
+		if pod.DeletionTimestamp != nil {
+			delete(c.deleted, key)
+		}
 		c.mu.Unlock()
 		if planned {
 			c.queue.Add(key)
@@ -132,7 +142,14 @@ func NewEviction(client kubernetes.Interface, factory informers.SharedInformerFa
 	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    podChanged,
 		UpdateFunc: func(_, obj any) { podChanged(obj) },
-		DeleteFunc: podChanged,
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				c.forgetDeleted(t.Key)
+			} else if pod, ok := obj.(*corev1.Pod); ok {
+				c.forgetDeleted(pod.Namespace + "/" + pod.Name)
+			}
+			podChanged(obj)
+		},
 	}); err != nil {
 		return nil, fmt.Errorf("taint eviction: pod handler: %w", err)
 	}
@@ -222,10 +239,18 @@ func (c *EvictionController) sync(ctx context.Context, key string) (time.Duratio
 	pod, err := c.pods.Pods(ns).Get(name)
 	if apierrors.IsNotFound(err) || (err == nil && (pod.DeletionTimestamp != nil || pod.Spec.NodeName == "")) {
 		c.unschedule(key)
+		c.forgetDeleted(key)
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
+	}
+	c.mu.Lock()
+	uid, sent := c.deleted[key]
+	c.mu.Unlock()
+	if sent && uid == pod.UID {
+		// Deleted already; the cache has not caught up.
+		return 0, nil
 	}
 	node, err := c.nodes.Get(pod.Spec.NodeName)
 	if apierrors.IsNotFound(err) {
@@ -319,9 +344,20 @@ func (c *EvictionController) evict(ctx context.Context, pod *corev1.Pod, key str
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return fmt.Errorf("delete pod %s: %w", key, err)
 	}
+	if err == nil {
+		c.mu.Lock()
+		c.deleted[key] = uid
+		c.mu.Unlock()
+	}
 	c.evictions.Inc()
 	c.unschedule(key)
 	return nil
+}
+
+func (c *EvictionController) forgetDeleted(key string) {
+	c.mu.Lock()
+	delete(c.deleted, key)
+	c.mu.Unlock()
 }
 
 // cancel drops a planned deletion, with an event if one was planned.

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	testingclock "k8s.io/utils/clock/testing"
@@ -540,4 +541,45 @@ func TestEvictionRuns(t *testing.T) {
 		t.Errorf("got the pod evicted %s after the taint, want no earlier than its 5s toleration", got)
 	}
 	fmt.Fprint(tWriter{t}, strings.Join(f.drainEvents(), "\n"))
+}
+
+// A pod is evicted once: when the pod's own status update (DisruptionTarget)
+// brings it back to the queue before the informer has seen the deletion,
+// it is not announced and deleted a second time.
+func TestEvictionOnceWhileTheCacheLags(t *testing.T) {
+	f := newFixture(t, taintedNode("n1", t0), podOn("p", "n1"))
+	deletes := 0
+	// The deletion is accepted but never reaches the informer (a watch
+	// that lags behind): the cache keeps the pod without a
+	// deletionTimestamp.
+	f.client.PrependReactor("delete", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		deletes++
+		return true, nil, nil
+	})
+	c := f.eviction()
+	ctx := context.Background()
+	if _, err := c.sync(ctx, "ns/p"); err != nil {
+		t.Fatal(err)
+	}
+	f.waitCache("the DisruptionTarget condition", func() bool {
+		p, err := c.pods.Pods("ns").Get("p")
+		return err == nil && slices.ContainsFunc(p.Status.Conditions, func(c corev1.PodCondition) bool {
+			return c.Type == corev1.DisruptionTarget
+		})
+	})
+	if _, err := c.sync(ctx, "ns/p"); err != nil {
+		t.Fatal(err)
+	}
+	if deletes != 1 {
+		t.Errorf("got %d deletes, want 1", deletes)
+	}
+	n := 0
+	for _, e := range f.drainEvents() {
+		if strings.Contains(e, "Marking for deletion Pod ns/p") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("got %d TaintManagerEviction events, want 1: %v", n, f.drainEvents())
+	}
 }
