@@ -43,7 +43,8 @@ type Config struct {
 	// Client talks to the API server. Its rate limits bound the binding
 	// rate: give it a high QPS (upstream's scheduler_perf uses 5000).
 	Client kubernetes.Interface
-	// RESTConfig builds a Client when Client is nil.
+	// RESTConfig builds a Client when Client is nil, with DefaultQPS
+	// unless it sets a QPS, and protobuf request bodies.
 	RESTConfig *rest.Config
 	// Log receives the scheduler's logs; discarded when nil.
 	Log *slog.Logger
@@ -77,6 +78,11 @@ type Config struct {
 	EventRecorder events.EventRecorder
 }
 
+// DefaultQPS is the client rate limit (and burst) used with a RESTConfig
+// that sets none, as upstream's scheduler_perf sets it: the scheduler makes
+// a bind call and records an event per pod.
+const DefaultQPS = 5000
+
 // Scheduler schedules pods. Run may be called again after it returned (for
 // example after regaining leadership); each run starts from fresh informers.
 type Scheduler struct {
@@ -100,7 +106,19 @@ func New(cfg Config) (*Scheduler, error) {
 		if cfg.RESTConfig == nil {
 			return nil, errors.New("scheduler config needs a Client or a RESTConfig")
 		}
-		c, err := kubernetes.NewForConfig(cfg.RESTConfig)
+		rc := rest.CopyConfig(cfg.RESTConfig)
+		if rc.QPS == 0 && rc.RateLimiter == nil {
+			// client-go's default (5/s) would bound the binding rate.
+			rc.QPS, rc.Burst = DefaultQPS, DefaultQPS
+		}
+		if rc.ContentType == "" {
+			rc.ContentType = "application/vnd.kubernetes.protobuf"
+			rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+		}
+		if rc.UserAgent == "" {
+			rc.UserAgent = "skiff-scheduler"
+		}
+		c, err := kubernetes.NewForConfig(rc)
 		if err != nil {
 			return nil, fmt.Errorf("build client: %w", err)
 		}
