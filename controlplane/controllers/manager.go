@@ -278,7 +278,7 @@ func (m *Manager) run(ctx context.Context, started chan<- error) (err error) {
 	metrics := newTrackingRegisterer(m.cfg.Metrics)
 	defer metrics.unregisterAll()
 
-	factory := informers.NewSharedInformerFactory(m.client, m.cfg.Options.ResyncPeriod)
+	factory := informers.NewSharedInformerFactoryWithOptions(m.client, m.cfg.Options.ResyncPeriod, informers.WithTransform(trimForCache))
 	defer factory.Shutdown()
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))

@@ -44,6 +44,13 @@ type Config struct {
 	Watchers int
 	JSON     string
 	Keep     bool
+	// ServerArgs are added to the server's command line (--server-arg,
+	// repeatable), e.g. --disable-scheduler to measure the API server
+	// without the control plane's informers.
+	ServerArgs []string
+	// HeapProfile, when set, is where the server's heap profile is
+	// written when the RSS is read.
+	HeapProfile string
 }
 
 // Latency summarises one operation's samples in milliseconds.
@@ -83,6 +90,11 @@ func Run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Watchers, "watchers", 5, "watches open during the latency phase")
 	fs.StringVar(&cfg.JSON, "json", "", "write the results to this file as JSON")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the data directory")
+	fs.StringVar(&cfg.HeapProfile, "heap-profile", "", "write the server's heap profile (/debug/pprof/heap) to this file when its RSS is read")
+	fs.Func("server-arg", "add an argument to the server's command line (repeatable)", func(v string) error {
+		cfg.ServerArgs = append(cfg.ServerArgs, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -153,7 +165,7 @@ type server struct {
 	exited  chan error
 }
 
-func startServer(ctx context.Context, skiff, dataDir string) (*server, time.Duration, error) {
+func startServer(ctx context.Context, skiff, dataDir string, extra []string) (*server, time.Duration, error) {
 	var ports [3]int
 	for i := range ports {
 		p, err := freePort()
@@ -171,6 +183,7 @@ func startServer(ctx context.Context, skiff, dataDir string) (*server, time.Dura
 		"--etcd-client-url", fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
 		"--etcd-peer-url", fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
 		"--log-level", "warn")
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	start := time.Now()
@@ -316,7 +329,7 @@ func Bench(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
 		Objects: cfg.Objects, WriteRate: cfg.Rate, Watchers: cfg.Watchers, Latency: map[string]Latency{}}
 
-	srv, ready, err := startServer(ctx, cfg.Skiff, dir)
+	srv, ready, err := startServer(ctx, cfg.Skiff, dir, cfg.ServerArgs)
 	if err != nil {
 		return nil, err
 	}
@@ -353,12 +366,21 @@ func Bench(ctx context.Context, cfg Config) (*Result, error) {
 	if res.RSSBytes, res.RSSAnonBytes, res.RSSFileBytes, err = srv.rss(); err != nil {
 		return nil, fmt.Errorf("read server RSS: %w", err)
 	}
+	if cfg.HeapProfile != "" {
+		prof, err := c.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/heap").DoRaw(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("server heap profile: %w", err)
+		}
+		if err := os.WriteFile(cfg.HeapProfile, prof, 0o644); err != nil {
+			return nil, err
+		}
+	}
 	stopped = true
 	if err := srv.stop(); err != nil {
 		return nil, err
 	}
 	res.DataDirBytes = dirSize(dir)
-	srv2, ready, err := startServer(ctx, cfg.Skiff, dir)
+	srv2, ready, err := startServer(ctx, cfg.Skiff, dir, cfg.ServerArgs)
 	if err != nil {
 		return nil, fmt.Errorf("restart: %w", err)
 	}
