@@ -315,7 +315,7 @@ func dirSize(dir string) int64 {
 }
 
 // Bench runs the benchmark.
-func Bench(ctx context.Context, cfg Config) (*Result, error) {
+func Bench(ctx context.Context, cfg Config) (_ *Result, err error) {
 	if cfg.Objects < 1000 {
 		return nil, errors.New("--objects must be at least 1000")
 	}
@@ -323,9 +323,14 @@ func Bench(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !cfg.Keep {
-		defer os.RemoveAll(dir)
-	}
+	defer func() {
+		// A failed run keeps the server's log for a look.
+		if err != nil {
+			err = fmt.Errorf("%w (server log kept: %s)", err, filepath.Join(dir, "server.log"))
+		} else if !cfg.Keep {
+			os.RemoveAll(dir)
+		}
+	}()
 	res := &Result{Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
 		Objects: cfg.Objects, WriteRate: cfg.Rate, Watchers: cfg.Watchers, Latency: map[string]Latency{}}
 
