@@ -9,12 +9,12 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 
+	"github.com/skiff-project/skiff/controlplane/internal/cachetrim"
 	"github.com/skiff-project/skiff/controlplane/scheduler/framework"
 	"github.com/skiff-project/skiff/controlplane/scheduler/framework/runtime"
 	"github.com/skiff-project/skiff/controlplane/scheduler/internal/cache"
@@ -61,29 +61,16 @@ type instance struct {
 // (which run to many kilobytes on real nodes); the volumes of pods and the
 // commands, environment, mounts and probes of their containers.
 func stripUnused(obj any) (any, error) {
-	if a, ok := obj.(metav1.ObjectMetaAccessor); ok {
-		a.GetObjectMeta().SetManagedFields(nil)
-	}
+	cachetrim.ManagedFields(obj)
 	switch o := obj.(type) {
 	case *v1.Node:
 		o.Status.Images = nil
 		o.Status.VolumesAttached = nil
 		o.Status.VolumesInUse = nil
 	case *v1.Pod:
-		o.Spec.Volumes = nil
-		stripContainers(o.Spec.InitContainers)
-		stripContainers(o.Spec.Containers)
-		o.Spec.EphemeralContainers = nil
+		cachetrim.Pod(o)
 	}
 	return obj, nil
-}
-
-func stripContainers(cs []v1.Container) {
-	for i := range cs {
-		c := &cs[i]
-		c.Command, c.Args, c.Env, c.EnvFrom, c.VolumeMounts, c.VolumeDevices = nil, nil, nil, nil, nil, nil
-		c.LivenessProbe, c.ReadinessProbe, c.StartupProbe, c.Lifecycle = nil, nil, nil, nil
-	}
 }
 
 func (s *Scheduler) newInstance(ctx context.Context) (*instance, error) {

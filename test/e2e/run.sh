@@ -344,6 +344,20 @@ rolled_out() {
 	fi
 }
 
+# roll_pods_run IMAGE: both pods of the roll Deployment run IMAGE, once
+# the rollout has replaced them.
+roll_pods_run() {
+	eventually 30 "$1 $1" get pods -n e2e -l app=roll -o 'jsonpath={.items[*].spec.containers[0].image}'
+}
+
+# roll_replicasets LINES: the roll Deployment's ReplicaSets, as sorted
+# "revision:image=replicas" lines, are LINES.
+roll_replicasets() {
+	k get replicasets -n e2e -l app=roll -o 'jsonpath={range .items[*]}{.metadata.annotations.deployment\.kubernetes\.io/revision}:{.spec.template.spec.containers[0].image}={.spec.replicas} {end}'
+	OUT=$(sorted "$OUT")
+	expect_out "$1"
+}
+
 # sorted WORDS...: the words, one a line, sorted.
 sorted() { tr -s ' ,' '\n\n' <<<"$*" | { grep . || true; } | sort; }
 
@@ -883,7 +897,7 @@ REVISION CHANGE-CAUSE
 2 update to nginx 1.28" rollout history deployment/roll -n e2e
 k rollout history deployment/roll -n e2e --revision=1
 expect_lines "deployment.apps/roll with revision #1" "Image: nginx:1.27"
-eventually 30 "nginx:1.28 nginx:1.28" get pods -n e2e -l app=roll -o 'jsonpath={.items[*].spec.containers[0].image}'
+roll_pods_run nginx:1.28
 # undo goes back to revision 1's template, which becomes revision 3; its
 # ReplicaSet is scaled up again rather than a new one made.
 k rollout undo deployment/roll -n e2e
@@ -891,10 +905,8 @@ expect_out "deployment.apps/roll rolled back"
 rolled_out roll
 k get deployment roll -n e2e -o 'jsonpath={.spec.template.spec.containers[0].image} {.metadata.annotations.deployment\.kubernetes\.io/revision} {.metadata.annotations.kubernetes\.io/change-cause}'
 expect_out "nginx:1.27 3 create with nginx 1.27"
-eventually 30 "nginx:1.27 nginx:1.27" get pods -n e2e -l app=roll -o 'jsonpath={.items[*].spec.containers[0].image}'
-k get replicasets -n e2e -l app=roll -o 'jsonpath={range .items[*]}{.metadata.annotations.deployment\.kubernetes\.io/revision}:{.spec.template.spec.containers[0].image}={.spec.replicas} {end}'
-OUT=$(sorted "$OUT")
-expect_out "2:nginx:1.28=0
+roll_pods_run nginx:1.27
+roll_replicasets "2:nginx:1.28=0
 3:nginx:1.27=2"
 eventually 30 "deployment.apps/roll
 REVISION CHANGE-CAUSE
@@ -940,10 +952,8 @@ expect_out "deployment.apps/roll resumed"
 rolled_out roll
 k get deployment roll -n e2e -o 'jsonpath={.spec.paused} {.metadata.annotations.deployment\.kubernetes\.io/revision} {.status.updatedReplicas}/{.status.availableReplicas}'
 expect_out " 5 2/2"
-eventually 30 "nginx:1.29 nginx:1.29" get pods -n e2e -l app=roll -o 'jsonpath={.items[*].spec.containers[0].image}'
-k get replicasets -n e2e -l app=roll -o 'jsonpath={range .items[*]}{.metadata.annotations.deployment\.kubernetes\.io/revision}:{.spec.template.spec.containers[0].image}={.spec.replicas} {end}'
-OUT=$(sorted "$OUT")
-expect_out "2:nginx:1.28=0
+roll_pods_run nginx:1.29
+roll_replicasets "2:nginx:1.28=0
 3:nginx:1.27=0
 4:nginx:1.27=0
 5:nginx:1.29=2"
