@@ -51,6 +51,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-project/skiff/controlplane/controllers/worker"
 )
 
 const (
@@ -162,23 +164,9 @@ func (c *Controller) Name() string { return Name }
 // Run waits for the Service cache, reads the addresses Services hold back
 // into the pool, then runs workers until ctx ends. It returns nil.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	defer c.queue.ShutDown()
 	c.log.Info("starting", "workers", workers, "class", c.class, "poolSize", c.pool.Size())
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
-		return nil
-	}
-	if err := c.recover(); err != nil {
-		return err
-	}
-	for range max(workers, 1) {
-		go func() {
-			for c.processNext(ctx) {
-			}
-		}()
-	}
-	<-ctx.Done()
-	c.log.Info("stopping")
-	return nil
+	l := worker.Loop{Queue: c.queue, Sync: c.sync, Start: c.recover, Log: c.log, Kind: "service", MaxRetries: maxRetries}
+	return l.Run(ctx, workers, c.synced)
 }
 
 // recover marks the pool addresses in the status of the Services this
@@ -221,29 +209,6 @@ func (c *Controller) recover() error {
 	c.allocated.Set(float64(c.pool.Allocated()))
 	c.log.Info("recovered load balancer addresses", "addresses", n)
 	return nil
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	retry, err := c.sync(ctx, key)
-	switch {
-	case err == nil:
-		c.queue.Forget(key)
-		if retry > 0 {
-			c.queue.AddAfter(key, retry)
-		}
-	case c.queue.NumRequeues(key) < maxRetries:
-		c.log.Debug("sync failed, retrying", "service", key, "err", err)
-		c.queue.AddRateLimited(key)
-	default:
-		c.log.Warn("sync failed, dropping until the next change", "service", key, "err", err)
-		c.queue.Forget(key)
-	}
-	return true
 }
 
 // handles reports whether svc is a LoadBalancer this controller serves.

@@ -32,6 +32,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-project/skiff/controlplane/controllers/worker"
 )
 
 const (
@@ -137,45 +139,21 @@ func (c *Controller) Name() string { return Name }
 // Services that are gone (deleted while no controller ran), runs workers
 // until ctx ends and returns nil.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	defer c.queue.ShutDown()
 	c.log.Info("starting", "workers", workers)
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return nil
-	}
+	l := worker.Loop{Queue: c.queue, Sync: worker.ErrorOnly(c.sync), Start: c.enqueueOwned,
+		Log: c.log, Kind: "service", MaxRetries: maxRetries}
+	return l.Run(ctx, workers, c.synced...)
+}
+
+// enqueueOwned queues the Endpoints this controller made, so that those of
+// Services deleted while no controller ran are removed. It never fails.
+func (c *Controller) enqueueOwned() error {
 	if eps, err := c.endpoints.List(labels.SelectorFromSet(labels.Set{LabelManagedBy: ControllerName})); err == nil {
 		for _, ep := range eps {
 			c.queue.Add(ep.Namespace + "/" + ep.Name)
 		}
 	}
-	for range max(workers, 1) {
-		go func() {
-			for c.processNext(ctx) {
-			}
-		}()
-	}
-	<-ctx.Done()
-	c.log.Info("stopping")
 	return nil
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.sync(ctx, key)
-	switch {
-	case err == nil:
-		c.queue.Forget(key)
-	case c.queue.NumRequeues(key) < maxRetries:
-		c.log.Debug("sync failed, retrying", "service", key, "err", err)
-		c.queue.AddRateLimited(key)
-	default:
-		c.log.Warn("sync failed, dropping until the next change", "service", key, "err", err)
-		c.queue.Forget(key)
-	}
-	return true
 }
 
 func (c *Controller) enqueuePodServices(obj any) {

@@ -34,6 +34,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-project/skiff/controlplane/controllers/worker"
 )
 
 const (
@@ -151,41 +153,10 @@ func (c *Controller) Name() string { return Name }
 
 // Run waits for the caches, runs workers until ctx ends and returns nil.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	defer c.queue.ShutDown()
 	c.log.Info("starting", "workers", workers, "maxEndpointsPerSlice", c.r.maxPerSlice)
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return nil
-	}
-	for range max(workers, 1) {
-		go func() {
-			for c.processNext(ctx) {
-			}
-		}()
-	}
-	<-ctx.Done()
-	c.log.Info("stopping")
-	return nil
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.sync(ctx, key)
-	c.metrics.syncs.WithLabelValues(result(err)).Inc()
-	switch {
-	case err == nil:
-		c.queue.Forget(key)
-	case c.queue.NumRequeues(key) < maxRetries:
-		c.log.Debug("sync failed, retrying", "service", key, "err", err)
-		c.queue.AddRateLimited(key)
-	default:
-		c.log.Warn("sync failed, dropping until the next change", "service", key, "err", err)
-		c.queue.Forget(key)
-	}
-	return true
+	l := worker.Loop{Queue: c.queue, Sync: worker.ErrorOnly(c.sync), Log: c.log, Kind: "service", MaxRetries: maxRetries,
+		Observe: func(err error) { c.metrics.syncs.WithLabelValues(result(err)).Inc() }}
+	return l.Run(ctx, workers, c.synced...)
 }
 
 func result(err error) string {

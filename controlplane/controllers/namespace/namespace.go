@@ -20,7 +20,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +36,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/skiff-project/skiff/controlplane/controllers/resources"
+	"github.com/skiff-project/skiff/controlplane/controllers/worker"
 )
 
 // Name is the controller's name in the manager.
@@ -126,24 +126,11 @@ func (c *Controller) Name() string { return Name }
 
 // Run waits for the cache, runs workers until ctx ends and then drains.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	defer c.queue.ShutDown()
 	c.log.Info("starting namespace controller")
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return errors.New("namespace controller: cache did not sync")
+	l := worker.Loop{Queue: c.queue, Sync: c.syncAfter, Log: c.log, Kind: "namespace"}
+	if err := l.Run(ctx, workers, c.synced); err != nil {
+		return fmt.Errorf("namespace controller: %w", err)
 	}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for c.processNext(ctx) {
-			}
-		})
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
 	return nil
 }
 
@@ -156,25 +143,15 @@ func (e *remainingError) Error() string {
 	return fmt.Sprintf("content remains in the namespace, checking again in %s", e.after)
 }
 
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.Sync(ctx, key)
+// syncAfter is Sync for the worker loop: content that remains is not a
+// failure but a look again later.
+func (c *Controller) syncAfter(ctx context.Context, name string) (time.Duration, error) {
+	err := c.Sync(ctx, name)
 	var rem *remainingError
-	switch {
-	case err == nil:
-		c.queue.Forget(key)
-	case errors.As(err, &rem):
-		c.queue.Forget(key)
-		c.queue.AddAfter(key, rem.after)
-	default:
-		c.log.Debug("namespace sync failed, requeued", "namespace", key, "err", err)
-		c.queue.AddRateLimited(key)
+	if errors.As(err, &rem) {
+		return rem.after, nil
 	}
-	return true
+	return 0, err
 }
 
 // Sync processes one namespace by name.

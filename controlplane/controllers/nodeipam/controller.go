@@ -38,6 +38,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/skiff-project/skiff/controlplane/controllers/worker"
 )
 
 const (
@@ -184,23 +186,9 @@ func (c *Controller) Name() string { return Name }
 // Run waits for the node cache, marks the subnets existing nodes hold as
 // taken, then runs workers until ctx ends. It returns nil.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	defer c.queue.ShutDown()
 	c.log.Info("starting", "workers", workers, "clusterCIDRs", c.clusterCIDRs())
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
-		return nil
-	}
-	if err := c.recover(); err != nil {
-		return err
-	}
-	for range max(workers, 1) {
-		go func() {
-			for c.processNext(ctx) {
-			}
-		}()
-	}
-	<-ctx.Done()
-	c.log.Info("stopping")
-	return nil
+	l := worker.Loop{Queue: c.queue, Sync: c.sync, Start: c.recover, Log: c.log, Kind: "node", MaxRetries: maxRetries}
+	return l.Run(ctx, workers, c.synced)
 }
 
 func (c *Controller) clusterCIDRs() []string {
@@ -257,29 +245,6 @@ func (c *Controller) occupyLocked(node *corev1.Node) bool {
 		c.byNode[node.Name] = res
 	}
 	return found
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	retry, err := c.sync(ctx, key)
-	switch {
-	case err == nil:
-		c.queue.Forget(key)
-		if retry > 0 {
-			c.queue.AddAfter(key, retry)
-		}
-	case c.queue.NumRequeues(key) < maxRetries:
-		c.log.Debug("sync failed, retrying", "node", key, "err", err)
-		c.queue.AddRateLimited(key)
-	default:
-		c.log.Warn("sync failed, dropping until the next change", "node", key, "err", err)
-		c.queue.Forget(key)
-	}
-	return true
 }
 
 // sync gives a node its subnets, or releases those of a deleted node. It

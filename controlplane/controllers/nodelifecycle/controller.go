@@ -55,6 +55,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff-project/skiff/controlplane/controllers/endpointslice"
+	"github.com/skiff-project/skiff/controlplane/controllers/worker"
 )
 
 const (
@@ -251,45 +252,12 @@ func (c *Controller) Name() string { return Name }
 
 // Run waits for the caches, runs workers until ctx ends and returns nil.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	defer c.queue.ShutDown()
 	c.log.Info("starting", "workers", workers, "gracePeriod", c.opts.NodeMonitorGracePeriod,
 		"startupGracePeriod", c.opts.NodeStartupGracePeriod, "evictionRate", c.opts.EvictionRate)
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return nil
-	}
-	for range max(workers, 1) {
-		go func() {
-			for c.processNext(ctx) {
-			}
-		}()
-	}
-	<-ctx.Done()
-	c.log.Info("stopping")
-	return nil
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	next, err := c.sync(ctx, key)
-	switch {
-	case err == nil:
-		c.queue.Forget(key)
-		if next > 0 {
-			c.queue.AddAfter(key, next)
-		}
-	case c.queue.NumRequeues(key) < maxRetries:
-		c.log.Debug("sync failed, retrying", "node", key, "err", err)
-		c.queue.AddRateLimited(key)
-	default:
-		c.log.Warn("sync failed, dropping until the next change", "node", key, "err", err)
-		c.queue.Forget(key)
-		c.queue.AddAfter(key, c.opts.NodeMonitorPeriod)
-	}
-	return true
+	// A node that keeps failing is still watched: its heartbeats may stop.
+	l := worker.Loop{Queue: c.queue, Sync: c.sync, Log: c.log, Kind: "node",
+		MaxRetries: maxRetries, RequeueDropped: c.opts.NodeMonitorPeriod}
+	return l.Run(ctx, workers, c.synced...)
 }
 
 // sync checks one node's health, sets its conditions to Unknown when its

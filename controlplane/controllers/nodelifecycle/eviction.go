@@ -22,6 +22,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/skiff-project/skiff/controlplane/controllers/endpointslice"
+	"github.com/skiff-project/skiff/controlplane/controllers/worker"
 )
 
 // EvictionName is the eviction controller's name in the controller manager
@@ -190,43 +191,9 @@ func (c *EvictionController) Name() string { return EvictionName }
 
 // Run waits for the caches, runs workers until ctx ends and returns nil.
 func (c *EvictionController) Run(ctx context.Context, workers int) error {
-	defer c.queue.ShutDown()
 	c.log.Info("starting", "workers", workers)
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return nil
-	}
-	for range max(workers, 1) {
-		go func() {
-			for c.processNext(ctx) {
-			}
-		}()
-	}
-	<-ctx.Done()
-	c.log.Info("stopping")
-	return nil
-}
-
-func (c *EvictionController) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	next, err := c.sync(ctx, key)
-	switch {
-	case err == nil:
-		c.queue.Forget(key)
-		if next > 0 {
-			c.queue.AddAfter(key, next)
-		}
-	case c.queue.NumRequeues(key) < maxRetries:
-		c.log.Debug("eviction failed, retrying", "pod", key, "err", err)
-		c.queue.AddRateLimited(key)
-	default:
-		c.log.Warn("eviction failed, dropping until the next change", "pod", key, "err", err)
-		c.queue.Forget(key)
-	}
-	return true
+	l := worker.Loop{Queue: c.queue, Sync: c.sync, Log: c.log, Kind: "pod", MaxRetries: maxRetries}
+	return l.Run(ctx, workers, c.synced...)
 }
 
 // sync decides about one pod: nothing, delete now, or look again later (the

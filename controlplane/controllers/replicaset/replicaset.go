@@ -36,6 +36,7 @@ import (
 	"github.com/skiff-project/skiff/controlplane/controllers/controllerref"
 	"github.com/skiff-project/skiff/controlplane/controllers/expectations"
 	"github.com/skiff-project/skiff/controlplane/controllers/pods"
+	"github.com/skiff-project/skiff/controlplane/controllers/worker"
 )
 
 // Name is the controller's name in the manager and its event source.
@@ -183,42 +184,21 @@ func (c *Controller) Name() string { return Name }
 
 // Run waits for the caches, runs workers until ctx ends and then drains.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	defer c.queue.ShutDown()
 	c.log.Info("starting replicaset controller")
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return errors.New("replicaset controller: caches did not sync")
+	l := worker.Loop{Queue: c.queue, Sync: worker.ErrorOnly(c.Sync), Log: c.log, Kind: "replicaset", Observe: c.observe}
+	if err := l.Run(ctx, workers, c.synced...); err != nil {
+		return fmt.Errorf("replicaset controller: %w", err)
 	}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for c.processNext(ctx) {
-			}
-		})
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
 	return nil
 }
 
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.Sync(ctx, key); err != nil {
+// observe counts a sync's result in the syncs metric.
+func (c *Controller) observe(err error) {
+	if err != nil {
 		c.syncs.WithLabelValues("error").Inc()
-		c.log.Debug("sync failed, requeued", "replicaset", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
+		return
 	}
 	c.syncs.WithLabelValues("ok").Inc()
-	c.queue.Forget(key)
-	return true
 }
 
 func keyOf(rs *appsv1.ReplicaSet) string { return rs.Namespace + "/" + rs.Name }
