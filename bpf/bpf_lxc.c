@@ -203,7 +203,7 @@ int skiff_from_pod(struct __sk_buff *skb)
 		return lxc_refuse(skb, &p);
 	}
 	svc_id = svc->id;
-	be_id = lb_select(svc, p.saddr, AFF_ADDR, 0, LB_PICK_RANDOM);
+	be_id = lb_select(svc, p.saddr, AFF_ADDR, 0, LB_PICK_RANDOM, NULL);
 	be = lb_backend(be_id);
 	if (!be)
 		return TC_ACT_SHOT;

@@ -37,7 +37,7 @@ static __always_inline int sock_fwd(struct bpf_sock_addr *ctx, int sendmsg)
 	struct sk_val *cur;
 	__be32 vip = ctx->user_ip4;
 	__be16 vport = (__be16)ctx->user_port;
-	__u32 be_id = 0, owner;
+	__u32 be_id = 0, slot = NO_SLOT, owner;
 	__u64 cookie;
 
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
@@ -60,13 +60,18 @@ static __always_inline int sock_fwd(struct bpf_sock_addr *ctx, int sendmsg)
 	fk.port = vport;
 	if (sendmsg) {
 		/* An unconnected UDP socket keeps its backend per service
-		 * address while that backend exists. */
+		 * address while that backend holds its slot in the Service's
+		 * set: once it leaves the set (even if it still backs another
+		 * Service, or its id was reused), the next datagram picks
+		 * again, as a flushed conntrack entry would. */
 		cur = bpf_map_lookup_elem(&skf_sk_v1, &fk);
-		if (cur && cur->svc_id == svc->id && lb_backend(cur->backend_id))
+		if (cur && cur->svc_id == svc->id && lb_holds_slot(svc, cur->slot, cur->backend_id)) {
 			be_id = cur->backend_id;
+			slot = cur->slot;
+		}
 	}
 	if (!be_id)
-		be_id = lb_select(svc, bpf_get_netns_cookie(ctx), AFF_NETNS, 0, LB_PICK_RANDOM);
+		be_id = lb_select(svc, bpf_get_netns_cookie(ctx), AFF_NETNS, 0, LB_PICK_RANDOM, &slot);
 	be = lb_backend(be_id);
 	if (!be) {
 		bpf_set_retval(-ECONNREFUSED);
@@ -86,6 +91,7 @@ static __always_inline int sock_fwd(struct bpf_sock_addr *ctx, int sendmsg)
 	if (sendmsg) {
 		fv.addr = be->addr;
 		fv.port = be->port;
+		fv.slot = slot;
 		fv.backend_id = be_id;
 		fv.svc_id = svc->id;
 		bpf_map_update_elem(&skf_sk_v1, &fk, &fv, BPF_ANY);

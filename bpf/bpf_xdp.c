@@ -227,7 +227,7 @@ int skiff_xdp(struct xdp_md *ctx)
 	svc_id = svc->id;
 	svc_flags = svc->flags;
 	hash = hash_flow(p.saddr, p.daddr, p.sport, p.dport, p.proto);
-	be_id = lb_select(svc, p.saddr, AFF_ADDR, hash, LB_PICK_MAGLEV);
+	be_id = lb_select(svc, p.saddr, AFF_ADDR, hash, LB_PICK_MAGLEV, NULL);
 	be = lb_backend(be_id);
 	if (!be)
 		return XDP_DROP;

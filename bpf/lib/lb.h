@@ -59,11 +59,22 @@ static __always_inline __u32 lb_maglev(__u32 id, __u32 hash)
 #define LB_PICK_HASH 1
 #define LB_PICK_MAGLEV 2
 
+/* Whether backend be still holds slot in svc's set: what makes a
+ * remembered choice (affinity, an unconnected socket's backend) valid.
+ * A backend that left the set, or whose id was freed and reused
+ * elsewhere, no longer does. */
+static __always_inline int lb_holds_slot(const struct lb_svc_val *svc, __u32 slot, __u32 be)
+{
+	return slot < svc->count && lb_slot(svc->id, slot) == be;
+}
+
 /* Picks a backend id for a new connection to svc (count > 0). With session
  * affinity a recent choice for the same client is reused while that
- * backend still holds its slot. */
+ * backend still holds its slot. *slotp, when given, gets the slot of the
+ * choice (NO_SLOT for a Maglev pick). */
+#define NO_SLOT 0xffffffff
 static __always_inline __u32 lb_select(const struct lb_svc_val *svc, __u64 client,
-				       __u32 aff_kind, __u32 hash, int how)
+				       __u32 aff_kind, __u32 hash, int how, __u32 *slotp)
 {
 	struct lb_aff_key ak = { .client = client, .id = svc->id, .kind = aff_kind };
 	struct lb_aff_val av = {};
@@ -75,16 +86,21 @@ static __always_inline __u32 lb_select(const struct lb_svc_val *svc, __u64 clien
 		now = bpf_ktime_get_ns();
 		cur = bpf_map_lookup_elem(&skf_aff_v1, &ak);
 		if (cur && now - cur->last_ns <= (__u64)svc->affinity_timeout * NSEC_PER_SEC &&
-		    cur->slot < svc->count && lb_slot(svc->id, cur->slot) == cur->backend_id) {
+		    lb_holds_slot(svc, cur->slot, cur->backend_id)) {
 			cur->last_ns = now;
+			if (slotp)
+				*slotp = cur->slot;
 			return cur->backend_id;
 		}
 	}
 	/* Maglev needs no per-client state; with affinity the choice must be
 	 * remembered with its slot, so affinity services use hashed slots. */
 	if (how == LB_PICK_MAGLEV) {
-		if ((svc->flags & (SVC_F_MAGLEV | SVC_F_AFFINITY)) == SVC_F_MAGLEV)
+		if ((svc->flags & (SVC_F_MAGLEV | SVC_F_AFFINITY)) == SVC_F_MAGLEV) {
+			if (slotp)
+				*slotp = NO_SLOT;
 			return lb_maglev(svc->id, hash);
+		}
 		how = LB_PICK_HASH;
 	}
 	if (how == LB_PICK_RANDOM)
@@ -92,6 +108,8 @@ static __always_inline __u32 lb_select(const struct lb_svc_val *svc, __u64 clien
 	else
 		slot = hash % svc->count;
 	be = lb_slot(svc->id, slot);
+	if (slotp)
+		*slotp = slot;
 	if (be && (svc->flags & SVC_F_AFFINITY)) {
 		av.last_ns = now;
 		av.backend_id = be;

@@ -124,8 +124,9 @@ struct lb_aff_val {
 
 /* Socket translation record, keyed by socket cookie plus an address. With
  * the service address (key addr = VIP) it maps to the chosen backend
- * (sendmsg reuses it); with the backend address it maps back to the
- * service (recvmsg, getpeername). */
+ * (sendmsg reuses it while the backend still holds slot in the set); with
+ * the backend address it maps back to the service (recvmsg,
+ * getpeername). */
 struct sk_key {
 	__u64 cookie;
 	__be32 addr;
@@ -136,7 +137,7 @@ struct sk_key {
 struct sk_val {
 	__be32 addr;
 	__be16 port;
-	__u16 pad;
+	__u16 slot; /* the backend's slot in set svc_id (count fits 16 bits) */
 	__u32 backend_id;
 	__u32 svc_id;
 };

@@ -101,7 +101,7 @@ type lxcSkVal struct {
 	_         structs.HostLayout
 	Addr      uint32
 	Port      uint16
-	Pad       uint16
+	Slot      uint16
 	BackendId uint32
 	SvcId     uint32
 }

@@ -2,6 +2,7 @@ package providertest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ func cases() []testCase {
 		{"new connections go to ready endpoints only", readyOnly},
 		{"terminating endpoints keep connections and serve only as fallback", terminatingEndpoints},
 		{"endpoint removal removes its conntrack state", endpointRemoval},
+		{"applications see the Service address; unconnected UDP follows endpoint changes", serviceAddress},
 		{"sessionAffinity ClientIP", sessionAffinity},
 		{"externalTrafficPolicy Local and Cluster", externalTrafficPolicy},
 		{"internalTrafficPolicy Local", internalTrafficPolicy},
@@ -167,6 +169,67 @@ func endpointRemoval(t *testing.T, e *env) {
 	// Removing the whole slice: refused at once.
 	e.deleteSlice("svc1-1")
 	e.expectRefused(n0[0].NS, "tcp", ap(vip, 80))
+}
+
+// serviceAddress: getpeername() and recvfrom() show the Service address,
+// never the backend's (the socket LB's getpeername4 and recvmsg4 hooks;
+// per-packet reverse NAT elsewhere), and an unconnected UDP socket, which
+// sends each datagram on its own, stops reaching an endpoint once it
+// leaves the Service, even while it still backs another Service.
+func serviceAddress(t *testing.T, e *env) {
+	n0, n1 := pods(e)
+	vip := e.clusterIP(1)
+	ctx := context.Background()
+	e.apply(e.service(1), e.slice(1, ep{n1[0], ready}), e.service(2), e.slice(2, ep{n1[0], ready}))
+
+	for _, network := range []string{"tcp", "udp"} {
+		port := uint16(80)
+		if network == "udp" {
+			port = 53
+		}
+		conn, err := e.c.Dial(ctx, n0[0].NS, network, ap(vip, port))
+		if err != nil {
+			t.Fatalf("dial %s: %v", network, err)
+		}
+		if got := conn.RemoteAddr(); got != ap(vip, port) {
+			t.Errorf("%s getpeername: %s, want the Service address %s", network, got, ap(vip, port))
+		}
+		if r, err := conn.Request(ctx); err != nil || r.Server != n1[0].Name {
+			t.Errorf("%s request: got %+v, %v, want an answer from %s", network, r, err, n1[0].Name)
+		}
+		conn.Close()
+	}
+
+	pc, err := e.c.ListenUDP(n0[0].NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	request := func(what string) testbed.Reply {
+		t.Helper()
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+		r, from, err := pc.Request(rctx, ap(vip, 53))
+		if err != nil {
+			t.Fatalf("unconnected udp %s: %v", what, err)
+		}
+		if from != ap(vip, 53) {
+			t.Errorf("unconnected udp %s: recvfrom says %s, want the Service address %s", what, from, ap(vip, 53))
+		}
+		return r
+	}
+	for i := range 3 {
+		if r := request(fmt.Sprintf("request %d", i)); r.Server != n1[0].Name {
+			t.Fatalf("unconnected udp request %d: answered by %s, want %s", i, r.Server, n1[0].Name)
+		}
+	}
+	// n1[0] leaves Service 1 but still backs Service 2 (and still runs).
+	e.apply(e.slice(1, ep{n1[1], ready}))
+	for i := range 3 {
+		if r := request(fmt.Sprintf("request %d after the endpoint change", i)); r.Server != n1[1].Name {
+			t.Fatalf("unconnected udp request %d after the endpoint change: answered by %s, want %s (a stale per-socket or conntrack choice)", i, r.Server, n1[1].Name)
+		}
+	}
 }
 
 func sessionAffinity(t *testing.T, e *env) {

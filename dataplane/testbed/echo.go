@@ -218,6 +218,19 @@ func (cn *Conn) LocalAddr() netip.AddrPort {
 	return netip.AddrPort{}
 }
 
+// RemoteAddr is the connection's peer as the client sees it
+// (getpeername): a Service address stays the Service address, whatever
+// backend the load balancer chose.
+func (cn *Conn) RemoteAddr() netip.AddrPort {
+	switch a := cn.conn.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		return netip.AddrPortFrom(a.AddrPort().Addr().Unmap(), a.AddrPort().Port())
+	case *net.UDPAddr:
+		return netip.AddrPortFrom(a.AddrPort().Addr().Unmap(), a.AddrPort().Port())
+	}
+	return netip.AddrPort{}
+}
+
 // Request sends one request on the connection and waits for the reply.
 func (cn *Conn) Request(ctx context.Context) (Reply, error) {
 	ctx, cancel := withDefaultTimeout(ctx)
@@ -249,6 +262,65 @@ func (cn *Conn) Request(ctx context.Context) (Reply, error) {
 		}
 	}
 	return parseReply(line)
+}
+
+// PacketConn is an unconnected UDP socket in a namespace, as DNS clients
+// use them: every request is a sendto() of its own, every reply comes
+// from recvfrom() with the address it came from.
+type PacketConn struct {
+	cluster *Cluster
+	conn    *net.UDPConn
+	mu      sync.Mutex
+}
+
+// ListenUDP opens an unconnected UDP socket on an ephemeral port in ns.
+// Cluster.Close closes it if the caller does not.
+func (c *Cluster) ListenUDP(ns *NetNS) (*PacketConn, error) {
+	var conn *net.UDPConn
+	err := ns.workers().run(func() error {
+		var err error
+		conn, err = net.ListenUDP("udp4", nil)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("testbed: listen udp in %s: %w", ns.Name(), err)
+	}
+	pc := &PacketConn{cluster: c, conn: conn}
+	if err := c.track(pc); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return pc, nil
+}
+
+// Request sends one datagram to dst and waits for the reply; from is the
+// address recvfrom() reported for it.
+func (pc *PacketConn) Request(ctx context.Context, dst netip.AddrPort) (r Reply, from netip.AddrPort, err error) {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	dl, _ := ctx.Deadline()
+	if err := pc.conn.SetDeadline(dl); err != nil {
+		return Reply{}, from, fmt.Errorf("testbed: set deadline: %w", err)
+	}
+	if _, err := pc.conn.WriteToUDPAddrPort([]byte("ping\n"), dst); err != nil {
+		return Reply{}, from, fmt.Errorf("testbed: send to %s: %w", dst, err)
+	}
+	buf := make([]byte, 2048)
+	n, from, err := pc.conn.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		return Reply{}, from, fmt.Errorf("testbed: receive (sent to %s): %w", dst, err)
+	}
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	r, err = parseReply(string(buf[:n]))
+	return r, from, err
+}
+
+// Close closes the socket.
+func (pc *PacketConn) Close() error {
+	pc.cluster.untrack(pc)
+	return pc.conn.Close()
 }
 
 func parseReply(line string) (Reply, error) {
