@@ -2,8 +2,11 @@ package ebpf
 
 import (
 	"fmt"
+	"net/netip"
 	"runtime"
+	"slices"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -64,4 +67,42 @@ func netnsCookie(path string) (uint64, error) {
 		return nil
 	})
 	return cookie, err
+}
+
+// localAddrs returns the IPv4 addresses of the namespace at path that
+// NodePorts answer on when the node configuration names none (the
+// NodeConfig contract: every local address but loopback): global-scope
+// addresses, those of the uplinks first so that the first one, which
+// remote NodePort backends see as the SNAT source, is routable from the
+// other nodes.
+func localAddrs(path string, uplinks []string) ([]netip.Addr, error) {
+	var first, rest []netip.Addr
+	err := inNetNS(path, func() error {
+		links, err := netlink.LinkList()
+		if err != nil {
+			return fmt.Errorf("list links: %w", err)
+		}
+		for _, l := range links {
+			addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+			if err != nil {
+				return fmt.Errorf("addresses of %s: %w", l.Attrs().Name, err)
+			}
+			for _, a := range addrs {
+				ip, ok := netip.AddrFromSlice(a.IP.To4())
+				if !ok || a.Scope != int(netlink.SCOPE_UNIVERSE) || ip.IsLoopback() {
+					continue
+				}
+				if slices.Contains(uplinks, l.Attrs().Name) {
+					first = append(first, ip)
+				} else {
+					rest = append(rest, ip)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("local addresses: %w", err)
+	}
+	return append(first, rest...), nil
 }

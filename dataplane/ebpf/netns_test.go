@@ -2,12 +2,16 @@ package ebpf
 
 import (
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // inFreshNetNS runs fn on the calling goroutine inside a new, unnamed
@@ -91,4 +95,46 @@ func setupUplink(t *testing.T, addr string, neighbours map[string]string, routes
 	}
 	up, _ = netlink.LinkByName("up0")
 	return uplinkFixture{ifindex: up.Attrs().Index, mac: up.Attrs().HardwareAddr}
+}
+
+func TestLocalAddrs(t *testing.T) {
+	requirePrivileged(t)
+	inFreshNetNS(t, func() {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := netlink.LinkSetUp(lo); err != nil {
+			t.Fatal(err)
+		}
+		// (A veth: this kernel may have no dummy links.)
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "aaa0"}, PeerName: "aaa1"}); err != nil {
+			t.Fatalf("add veth: %v", err)
+		}
+		other, err := netlink.LinkByName("aaa0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range []string{"10.9.0.1/24", "169.254.7.7/16"} {
+			addr, _ := netlink.ParseAddr(a)
+			if a == "169.254.7.7/16" {
+				addr.Scope = int(netlink.SCOPE_LINK)
+			}
+			if err := netlink.AddrAdd(other, addr); err != nil {
+				t.Fatalf("addr add %s: %v", a, err)
+			}
+		}
+		setupUplink(t, "172.31.0.5/24", nil, nil)
+		// Another namespace's thread sees nothing of this one: read it
+		// through its /proc path.
+		path := "/proc/self/task/" + strconv.Itoa(unix.Gettid()) + "/ns/net"
+		got, err := localAddrs(path, []string{"up0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []netip.Addr{netip.MustParseAddr("172.31.0.5"), netip.MustParseAddr("10.9.0.1")}
+		if !slices.Equal(got, want) {
+			t.Errorf("localAddrs = %v, want %v (uplink first; no loopback, no link-local)", got, want)
+		}
+	})
 }

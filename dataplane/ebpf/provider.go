@@ -162,6 +162,19 @@ func New(cfg Config) (*Provider, error) {
 		cfg.PinPath = pinDirFor(cfg.Node.Name)
 	}
 	log := cfg.Logger.With("component", "ebpf-provider", "node", cfg.Node.Name)
+	if len(cfg.Node.NodeIPs) == 0 && cfg.Maps == nil {
+		// Unlike iptables' "addrtype LOCAL" this is read once: an agent
+		// that wants later addresses names them.
+		addrs, err := localAddrs(cfg.NetNS, cfg.Uplinks)
+		if err != nil {
+			return nil, fmt.Errorf("ebpf provider: %w", err)
+		}
+		if len(addrs) == 0 {
+			return nil, errors.New("ebpf provider: no NodeIPs given and the node has no IPv4 address")
+		}
+		cfg.Node.NodeIPs = addrs
+		log.Info("NodePorts on the node's addresses", "addresses", addrs)
+	}
 	p := &Provider{cfg: cfg, log: log, pinPath: cfg.PinPath, maps: cfg.Maps}
 	if p.maps == nil {
 		if err := p.load(); err != nil {
