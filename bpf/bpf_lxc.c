@@ -118,18 +118,18 @@ static __always_inline int lxc_refuse(struct __sk_buff *skb, const struct pkt *p
 		struct reply_rst r = {};
 
 		if (reply_build_rst(data, data_end, p, &r))
-			return TC_ACT_SHOT;
+			return lb_drop(DROP_REWRITE, TC_ACT_SHOT);
 		if (bpf_skb_change_tail(skb, REPLY_RST_LEN, 0) ||
 		    bpf_skb_store_bytes(skb, 0, &r.eth, REPLY_RST_LEN, 0))
-			return TC_ACT_SHOT;
+			return lb_drop(DROP_REWRITE, TC_ACT_SHOT);
 	} else {
 		struct reply_icmp r = {};
 
 		if (reply_build_icmp(data, data_end, p, &r))
-			return TC_ACT_SHOT;
+			return lb_drop(DROP_REWRITE, TC_ACT_SHOT);
 		if (bpf_skb_change_tail(skb, REPLY_ICMP_LEN, 0) ||
 		    bpf_skb_store_bytes(skb, 0, &r.eth, REPLY_ICMP_LEN, 0))
-			return TC_ACT_SHOT;
+			return lb_drop(DROP_REWRITE, TC_ACT_SHOT);
 	}
 	return bpf_redirect(skb->ifindex, 0);
 }
@@ -149,7 +149,7 @@ static __always_inline int lxc_apply_ct(struct __sk_buff *skb, const struct pkt 
 	if (kind == CT_FWD)
 		lb_count_pkt(svc_id, be_id, skb->len);
 	if (lxc_rewrite(skb, p, saddr, daddr, sport, dport))
-		return TC_ACT_SHOT;
+		return lb_drop(DROP_REWRITE, TC_ACT_SHOT);
 	if (flags & CT_F_HAIRPIN)
 		return lxc_bounce(skb);
 	if (flags & CT_F_FIB)
@@ -199,14 +199,14 @@ int skiff_from_pod(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	if (svc->count == 0) {
 		if (svc->flags & SVC_F_DROP)
-			return TC_ACT_SHOT;
+			return lb_drop(DROP_NO_LOCAL, TC_ACT_SHOT);
 		return lxc_refuse(skb, &p);
 	}
 	svc_id = svc->id;
 	be_id = lb_select(svc, p.saddr, AFF_ADDR, 0, LB_PICK_RANDOM, NULL);
 	be = lb_backend(be_id);
 	if (!be)
-		return TC_ACT_SHOT;
+		return lb_drop(DROP_NO_BACKEND, TC_ACT_SHOT);
 	be_addr = be->addr;
 	be_port = be->port;
 	saddr = p.saddr;
@@ -218,10 +218,10 @@ int skiff_from_pod(struct __sk_buff *skb)
 	}
 	if (ct_create(&p, saddr, be_addr, p.sport, be_port, be_id, svc_id, rev_flags, rev_flags,
 		      BPF_ANY))
-		return TC_ACT_SHOT;
+		return lb_drop(DROP_CT_INSERT, TC_ACT_SHOT);
 	lb_count_pkt(svc_id, be_id, skb->len);
 	if (lxc_rewrite(skb, &p, saddr, be_addr, p.sport, be_port))
-		return TC_ACT_SHOT;
+		return lb_drop(DROP_REWRITE, TC_ACT_SHOT);
 	if (rev_flags & CT_F_HAIRPIN)
 		return lxc_bounce(skb);
 	return TC_ACT_OK;

@@ -103,18 +103,18 @@ static __always_inline int xdp_forward(struct xdp_md *ctx)
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
 		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)))
-			return XDP_DROP;
+			return lb_drop(DROP_REWRITE, XDP_DROP);
 		data = (void *)(long)ctx->data;
 		meta = (void *)(long)ctx->data_meta;
 		if ((void *)(meta + 1) > data)
-			return XDP_DROP;
+			return lb_drop(DROP_REWRITE, XDP_DROP);
 		meta->magic = XDP_META_MAGIC;
 		meta->ifindex = fib.ifindex;
 		meta->node_ip = cfg_node_ip;
 		return XDP_PASS;
 	}
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return XDP_DROP;
+		return lb_drop(DROP_NO_ROUTE, XDP_DROP);
 	/* TTL lives in the high byte of the word at offset 8 (ttl, protocol). */
 	diff = csum_diff2(0, *(__be16 *)&ip->ttl, 0);
 	ip->ttl--;
@@ -149,25 +149,25 @@ static __always_inline int xdp_refuse(struct xdp_md *ctx, const struct pkt *p)
 		struct reply_rst r = {};
 
 		if (reply_build_rst(data, data_end, p, &r))
-			return XDP_DROP;
+			return lb_drop(DROP_REWRITE, XDP_DROP);
 		if (xdp_resize(ctx, (int)REPLY_RST_LEN - len))
-			return XDP_DROP;
+			return lb_drop(DROP_REWRITE, XDP_DROP);
 		data = (void *)(long)ctx->data;
 		data_end = (void *)(long)ctx->data_end;
 		if (data + REPLY_RST_LEN > data_end)
-			return XDP_DROP;
+			return lb_drop(DROP_REWRITE, XDP_DROP);
 		__builtin_memcpy(data, &r.eth, REPLY_RST_LEN);
 	} else {
 		struct reply_icmp r = {};
 
 		if (reply_build_icmp(data, data_end, p, &r))
-			return XDP_DROP;
+			return lb_drop(DROP_REWRITE, XDP_DROP);
 		if (xdp_resize(ctx, (int)REPLY_ICMP_LEN - len))
-			return XDP_DROP;
+			return lb_drop(DROP_REWRITE, XDP_DROP);
 		data = (void *)(long)ctx->data;
 		data_end = (void *)(long)ctx->data_end;
 		if (data + REPLY_ICMP_LEN > data_end)
-			return XDP_DROP;
+			return lb_drop(DROP_REWRITE, XDP_DROP);
 		__builtin_memcpy(data, &r.eth, REPLY_ICMP_LEN);
 	}
 	return XDP_TX;
@@ -187,7 +187,7 @@ static __always_inline int xdp_apply_ct(struct xdp_md *ctx, const struct pkt *p,
 	if (kind == CT_FWD)
 		lb_count_pkt(svc_id, be_id, ctx->data_end - ctx->data);
 	if (xdp_rewrite(ctx, p, saddr, daddr, sport, dport))
-		return XDP_DROP;
+		return lb_drop(DROP_REWRITE, XDP_DROP);
 	if (flags & CT_F_FIB)
 		return xdp_forward(ctx);
 	return XDP_PASS;
@@ -221,7 +221,7 @@ int skiff_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (svc->count == 0) {
 		if (svc->flags & SVC_F_DROP)
-			return XDP_DROP;
+			return lb_drop(DROP_NO_LOCAL, XDP_DROP);
 		return xdp_refuse(ctx, &p);
 	}
 	svc_id = svc->id;
@@ -230,7 +230,7 @@ int skiff_xdp(struct xdp_md *ctx)
 	be_id = lb_select(svc, p.saddr, AFF_ADDR, hash, LB_PICK_MAGLEV, NULL);
 	be = lb_backend(be_id);
 	if (!be)
-		return XDP_DROP;
+		return lb_drop(DROP_NO_BACKEND, XDP_DROP);
 	be_addr = be->addr;
 	be_port = be->port;
 	be_flags = be->flags;
@@ -240,16 +240,16 @@ int skiff_xdp(struct xdp_md *ctx)
 		 * reply is reverse-NATed on the pod's veth (TC). */
 		if (ct_create(&p, p.saddr, be_addr, p.sport, be_port, be_id, svc_id, CT_F_XDP,
 			      CT_F_FIB, BPF_ANY))
-			return XDP_DROP;
+			return lb_drop(DROP_CT_INSERT, XDP_DROP);
 		lb_count_pkt(svc_id, be_id, data_end - data);
 		if (xdp_rewrite(ctx, &p, p.saddr, be_addr, p.sport, be_port))
-			return XDP_DROP;
+			return lb_drop(DROP_REWRITE, XDP_DROP);
 		return XDP_PASS;
 	}
 
 	/* Remote backend: SNAT to the node address with a free port. */
 	if (!cfg_node_ip)
-		return XDP_DROP;
+		return lb_drop(DROP_NO_NODE_IP, XDP_DROP);
 	range = cfg_snat_max - cfg_snat_min + 1;
 	for (i = 0; i < SNAT_TRIES; i++) {
 		__be16 port = bpf_htons((__u16)(cfg_snat_min + (hash + i * 7919u) % range));
@@ -262,9 +262,9 @@ int skiff_xdp(struct xdp_md *ctx)
 		}
 	}
 	if (!snat_port)
-		return XDP_DROP;
+		return lb_drop(DROP_SNAT_PORTS, XDP_DROP);
 	lb_count_pkt(svc_id, be_id, data_end - data);
 	if (xdp_rewrite(ctx, &p, cfg_node_ip, be_addr, snat_port, be_port))
-		return XDP_DROP;
+		return lb_drop(DROP_REWRITE, XDP_DROP);
 	return xdp_forward(ctx);
 }

@@ -119,6 +119,16 @@ static __always_inline __u32 lb_select(const struct lb_svc_val *svc, __u64 clien
 	return be;
 }
 
+/* Counts a drop for reason and returns verdict (XDP_DROP, TC_ACT_SHOT). */
+static __always_inline int lb_drop(__u32 reason, int verdict)
+{
+	__u64 *c = bpf_map_lookup_elem(&skf_drop_v1, &reason);
+
+	if (c)
+		(*c)++;
+	return verdict;
+}
+
 static __always_inline void lb_count_pkt(__u32 svc_id, __u32 be_id, __u64 bytes)
 {
 	struct lb_counter *c;

@@ -236,6 +236,27 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } skf_becnt_v1 SEC(".maps");
 
+/* Packets the datapath dropped while translating them, per-CPU counters
+ * indexed by reason (exported as skiff_ebpf_drops_total{reason}; the
+ * numbers are part of the layout). Bounds checks the verifier demands are
+ * not counted: no well-formed packet fails them. */
+#define DROP_NO_BACKEND 1   /* the chosen backend was deleted meanwhile */
+#define DROP_CT_INSERT 2    /* the conntrack insert failed */
+#define DROP_SNAT_PORTS 3   /* XDP: no free SNAT port for a remote backend */
+#define DROP_NO_NODE_IP 4   /* XDP: a remote backend, but no node address */
+#define DROP_NO_ROUTE 5     /* XDP: the fib lookup found no way to the backend */
+#define DROP_REWRITE 6      /* rewriting the packet or building a refusal failed */
+#define DROP_NO_LOCAL 7     /* a Local traffic policy and no local endpoint */
+#define DROP_REASONS 8
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DROP_REASONS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skf_drop_v1 SEC(".maps");
+
 /* Maglev lookup tables, one inner array per backend set that has external
  * frontends; the inner size is the Maglev table size M (a prime) and is the
  * same for every inner map (set by the loader). Inner maps are

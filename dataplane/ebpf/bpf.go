@@ -149,9 +149,9 @@ const DefaultMaglevSize = 16381
 
 // Bpf is Maps on the pinned BPF maps.
 type Bpf struct {
-	svc, slot, be, ct, aff, netns, svccnt, becnt, maglev *ebpf.Map
-	inner                                                *ebpf.MapSpec
-	ncpu                                                 int
+	svc, slot, be, ct, aff, netns, svccnt, becnt, maglev, drops *ebpf.Map
+	inner                                                       *ebpf.MapSpec
+	ncpu                                                        int
 
 	// tables are the Maglev tables this process installed, so that a
 	// change rewrites only the entries that moved.
@@ -182,7 +182,7 @@ func newBpfMaps(o *objects) (*Bpf, error) {
 	for name, dst := range map[string]**ebpf.Map{
 		MapServices: &b.svc, MapSlots: &b.slot, MapBackends: &b.be, MapConntrack: &b.ct,
 		MapAffinity: &b.aff, MapNetNS: &b.netns, MapSvcCounters: &b.svccnt,
-		MapBackendCount: &b.becnt, MapMaglev: &b.maglev,
+		MapBackendCount: &b.becnt, MapMaglev: &b.maglev, MapDrops: &b.drops,
 	} {
 		m, ok := o.maps[name]
 		if !ok {
@@ -444,6 +444,20 @@ func (b *Bpf) SetCounters(ids []uint32) (map[uint32]Counter, error) {
 			sum.Sock += c.Sock
 		}
 		out[id] = sum
+	}
+	return out, nil
+}
+
+func (b *Bpf) Drops() ([len(DropReasons)]uint64, error) {
+	var out [len(DropReasons)]uint64
+	per := make([]uint64, b.ncpu)
+	for i := 1; i < len(out); i++ {
+		if err := b.drops.Lookup(uint32(i), &per); err != nil {
+			return out, fmt.Errorf("%s: %w", MapDrops, err)
+		}
+		for _, n := range per {
+			out[i] += n
+		}
 	}
 	return out, nil
 }

@@ -22,6 +22,8 @@ type Fake struct {
 	NetNS     map[uint64]uint32
 	SetCount  map[uint32]Counter
 	BECount   map[uint32]Counter
+	// DropCount stands for the datapath's drop counters.
+	DropCount [len(DropReasons)]uint64
 
 	// Ops counts entries written or deleted per map since the last
 	// ResetOps.
@@ -205,6 +207,12 @@ func (f *Fake) SetCounters(ids []uint32) (map[uint32]Counter, error) {
 		out[id] = f.SetCount[id]
 	}
 	return out, nil
+}
+
+func (f *Fake) Drops() ([len(DropReasons)]uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.DropCount, nil
 }
 
 func (f *Fake) ConntrackEntries() (int, error) {

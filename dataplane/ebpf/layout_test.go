@@ -25,6 +25,7 @@ func TestMapLayouts(t *testing.T) {
 		MapSvcCounters:  {reflect.TypeFor[uint32](), reflect.TypeFor[Counter]()},
 		MapBackendCount: {reflect.TypeFor[uint32](), reflect.TypeFor[Counter]()},
 		MapMaglev:       {reflect.TypeFor[uint32](), nil},
+		MapDrops:        {reflect.TypeFor[uint32](), reflect.TypeFor[uint64]()},
 	}
 	for _, obj := range []struct {
 		name string

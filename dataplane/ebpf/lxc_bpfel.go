@@ -114,6 +114,7 @@ const (
 	lxcMapSkfBeV1       = "skf_be_v1"
 	lxcMapSkfBecntV1    = "skf_becnt_v1"
 	lxcMapSkfCtV1       = "skf_ct_v1"
+	lxcMapSkfDropV1     = "skf_drop_v1"
 	lxcMapSkfMglvV2     = "skf_mglv_v2"
 	lxcMapSkfNetnsV1    = "skf_netns_v1"
 	lxcMapSkfSkV1       = "skf_sk_v1"
@@ -182,6 +183,7 @@ type lxcMapSpecs struct {
 	SkfBeV1     *ebpf.MapSpec `ebpf:"skf_be_v1"`
 	SkfBecntV1  *ebpf.MapSpec `ebpf:"skf_becnt_v1"`
 	SkfCtV1     *ebpf.MapSpec `ebpf:"skf_ct_v1"`
+	SkfDropV1   *ebpf.MapSpec `ebpf:"skf_drop_v1"`
 	SkfMglvV2   *ebpf.MapSpec `ebpf:"skf_mglv_v2"`
 	SkfNetnsV1  *ebpf.MapSpec `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.MapSpec `ebpf:"skf_sk_v1"`
@@ -224,6 +226,7 @@ type lxcMaps struct {
 	SkfBeV1     *ebpf.Map `ebpf:"skf_be_v1"`
 	SkfBecntV1  *ebpf.Map `ebpf:"skf_becnt_v1"`
 	SkfCtV1     *ebpf.Map `ebpf:"skf_ct_v1"`
+	SkfDropV1   *ebpf.Map `ebpf:"skf_drop_v1"`
 	SkfMglvV2   *ebpf.Map `ebpf:"skf_mglv_v2"`
 	SkfNetnsV1  *ebpf.Map `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.Map `ebpf:"skf_sk_v1"`
@@ -238,6 +241,7 @@ func (m *lxcMaps) Close() error {
 		m.SkfBeV1,
 		m.SkfBecntV1,
 		m.SkfCtV1,
+		m.SkfDropV1,
 		m.SkfMglvV2,
 		m.SkfNetnsV1,
 		m.SkfSkV1,

@@ -23,7 +23,20 @@ const (
 	MapSvcCounters  = "skf_svccnt_v1"
 	MapBackendCount = "skf_becnt_v1"
 	MapMaglev       = "skf_mglv_v2"
+	MapDrops        = "skf_drop_v1"
 )
+
+// DropReasons names the datapath's drop counters by index (DROP_* in
+// bpf/lib/maps.h); index 0 is unused.
+var DropReasons = [...]string{
+	1: "no_backend",        // the chosen backend was deleted meanwhile
+	2: "conntrack_insert",  // the conntrack insert failed
+	3: "snat_ports",        // XDP: no free SNAT port for a remote backend
+	4: "no_node_ip",        // XDP: a remote backend, but no node address
+	5: "no_route",          // XDP: no route to the backend
+	6: "rewrite",           // rewriting the packet or building a refusal failed
+	7: "no_local_endpoint", // a Local traffic policy and no local endpoint
+}
 
 // Maps is the reconciler's view of the BPF maps: batched writes of the
 // load balancer state, the conntrack and affinity clean-up that backend
@@ -53,6 +66,9 @@ type Maps interface {
 	SetCounters(ids []uint32) (map[uint32]Counter, error)
 	// ConntrackEntries counts conntrack entries.
 	ConntrackEntries() (int, error)
+	// Drops returns the datapath's drop counters, summed over CPUs and
+	// indexed like DropReasons.
+	Drops() ([len(DropReasons)]uint64, error)
 	// AddNetNS and DeleteNetNS maintain the namespaces this node owns
 	// (owner NetNSHost or NetNSPod).
 	AddNetNS(cookie uint64, owner uint32) error

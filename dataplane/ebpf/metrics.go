@@ -21,6 +21,7 @@ type collector struct {
 	pressure *prometheus.Desc
 	ct       *prometheus.Desc
 	full     *prometheus.Desc
+	drops    *prometheus.Desc
 }
 
 func newCollector(p *Provider) *collector {
@@ -34,6 +35,7 @@ func newCollector(p *Provider) *collector {
 		pressure: prometheus.NewDesc("skiff_ebpf_map_pressure", "Entries in use divided by max entries, per map.", []string{"map"}, labels),
 		ct:       prometheus.NewDesc("skiff_ebpf_conntrack_entries", "Entries in the conntrack map.", nil, labels),
 		full:     prometheus.NewDesc("skiff_ebpf_map_full_errors_total", "Syncs that failed because a map or id space was full.", nil, labels),
+		drops:    prometheus.NewDesc("skiff_ebpf_drops_total", "Packets the datapath dropped while translating them, by reason.", []string{"reason"}, labels),
 	}
 }
 
@@ -44,7 +46,7 @@ func (c *collector) observe(err error) {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.sock, c.pressure, c.ct, c.full} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.sock, c.pressure, c.ct, c.full, c.drops} {
 		ch <- d
 	}
 }
@@ -90,6 +92,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	} else {
 		p.log.Warn("read counters", "error", err)
+	}
+	if drops, err := p.maps.Drops(); err == nil {
+		for i, n := range drops {
+			if DropReasons[i] != "" {
+				ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(n), DropReasons[i])
+			}
+		}
+	} else {
+		p.log.Warn("read drop counters", "error", err)
 	}
 	if n, err := p.maps.ConntrackEntries(); err == nil {
 		ch <- prometheus.MustNewConstMetric(c.ct, prometheus.GaugeValue, float64(n))

@@ -46,7 +46,12 @@ type lbEnv struct {
 
 func newLBEnv(t *testing.T) *lbEnv {
 	t.Helper()
-	objs, m := loadTestObjects(t, loadOptions{NodeIP: nodeIP, MaglevSize: 251})
+	return newLBEnvWith(t, loadOptions{NodeIP: nodeIP, MaglevSize: 251})
+}
+
+func newLBEnvWith(t *testing.T, o loadOptions) *lbEnv {
+	t.Helper()
+	objs, m := loadTestObjects(t, o)
 	node := dataplane.NodeConfig{Name: "n1", NodeIPs: []netip.Addr{nodeIP}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	return &lbEnv{objs: objs, maps: m, rec: newReconciler(m, node, MapSizes{Services: 1024, Sets: 1024, Slots: 4096,

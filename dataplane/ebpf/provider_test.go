@@ -261,14 +261,27 @@ func TestProviderTraffic(t *testing.T) {
 					t.Fatal(err)
 				}
 				have := map[string]bool{}
+				sums := map[string]float64{}
 				for _, mf := range mfs {
 					have[mf.GetName()] = true
+					for _, m := range mf.GetMetric() {
+						sums[mf.GetName()] += m.GetCounter().GetValue()
+					}
 				}
-				for _, want := range []string{"skiff_ebpf_service_packets_total", "skiff_ebpf_service_socket_translations_total",
-					"skiff_ebpf_map_pressure", "skiff_ebpf_conntrack_entries", "skiff_dataplane_sync_duration_seconds"} {
+				for _, want := range []string{"skiff_ebpf_service_packets_total", "skiff_ebpf_service_bytes_total",
+					"skiff_ebpf_service_socket_translations_total", "skiff_ebpf_map_pressure", "skiff_ebpf_conntrack_entries",
+					"skiff_ebpf_map_full_errors_total", "skiff_ebpf_drops_total", "skiff_dataplane_sync_duration_seconds"} {
 					if !have[want] {
 						t.Errorf("metric %s missing", want)
 					}
+				}
+				// The requests above went through the Services: per packet
+				// (TC) or per connection (socket LB), they were counted.
+				if n := sums["skiff_ebpf_service_packets_total"] + sums["skiff_ebpf_service_socket_translations_total"]; n == 0 {
+					t.Error("no translation counted for the Services the requests went to")
+				}
+				if sums["skiff_ebpf_service_packets_total"] > 0 && sums["skiff_ebpf_service_bytes_total"] == 0 {
+					t.Error("packets counted without bytes")
 				}
 			})
 		})

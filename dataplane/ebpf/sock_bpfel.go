@@ -20,6 +20,7 @@ const (
 	sockMapSkfBeV1            = "skf_be_v1"
 	sockMapSkfBecntV1         = "skf_becnt_v1"
 	sockMapSkfCtV1            = "skf_ct_v1"
+	sockMapSkfDropV1          = "skf_drop_v1"
 	sockMapSkfMglvV2          = "skf_mglv_v2"
 	sockMapSkfNetnsV1         = "skf_netns_v1"
 	sockMapSkfSkV1            = "skf_sk_v1"
@@ -92,6 +93,7 @@ type sockMapSpecs struct {
 	SkfBeV1     *ebpf.MapSpec `ebpf:"skf_be_v1"`
 	SkfBecntV1  *ebpf.MapSpec `ebpf:"skf_becnt_v1"`
 	SkfCtV1     *ebpf.MapSpec `ebpf:"skf_ct_v1"`
+	SkfDropV1   *ebpf.MapSpec `ebpf:"skf_drop_v1"`
 	SkfMglvV2   *ebpf.MapSpec `ebpf:"skf_mglv_v2"`
 	SkfNetnsV1  *ebpf.MapSpec `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.MapSpec `ebpf:"skf_sk_v1"`
@@ -134,6 +136,7 @@ type sockMaps struct {
 	SkfBeV1     *ebpf.Map `ebpf:"skf_be_v1"`
 	SkfBecntV1  *ebpf.Map `ebpf:"skf_becnt_v1"`
 	SkfCtV1     *ebpf.Map `ebpf:"skf_ct_v1"`
+	SkfDropV1   *ebpf.Map `ebpf:"skf_drop_v1"`
 	SkfMglvV2   *ebpf.Map `ebpf:"skf_mglv_v2"`
 	SkfNetnsV1  *ebpf.Map `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.Map `ebpf:"skf_sk_v1"`
@@ -148,6 +151,7 @@ func (m *sockMaps) Close() error {
 		m.SkfBeV1,
 		m.SkfBecntV1,
 		m.SkfCtV1,
+		m.SkfDropV1,
 		m.SkfMglvV2,
 		m.SkfNetnsV1,
 		m.SkfSkV1,

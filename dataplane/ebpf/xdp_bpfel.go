@@ -20,6 +20,7 @@ const (
 	xdpMapSkfBeV1       = "skf_be_v1"
 	xdpMapSkfBecntV1    = "skf_becnt_v1"
 	xdpMapSkfCtV1       = "skf_ct_v1"
+	xdpMapSkfDropV1     = "skf_drop_v1"
 	xdpMapSkfMglvV2     = "skf_mglv_v2"
 	xdpMapSkfNetnsV1    = "skf_netns_v1"
 	xdpMapSkfSkV1       = "skf_sk_v1"
@@ -86,6 +87,7 @@ type xdpMapSpecs struct {
 	SkfBeV1     *ebpf.MapSpec `ebpf:"skf_be_v1"`
 	SkfBecntV1  *ebpf.MapSpec `ebpf:"skf_becnt_v1"`
 	SkfCtV1     *ebpf.MapSpec `ebpf:"skf_ct_v1"`
+	SkfDropV1   *ebpf.MapSpec `ebpf:"skf_drop_v1"`
 	SkfMglvV2   *ebpf.MapSpec `ebpf:"skf_mglv_v2"`
 	SkfNetnsV1  *ebpf.MapSpec `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.MapSpec `ebpf:"skf_sk_v1"`
@@ -128,6 +130,7 @@ type xdpMaps struct {
 	SkfBeV1     *ebpf.Map `ebpf:"skf_be_v1"`
 	SkfBecntV1  *ebpf.Map `ebpf:"skf_becnt_v1"`
 	SkfCtV1     *ebpf.Map `ebpf:"skf_ct_v1"`
+	SkfDropV1   *ebpf.Map `ebpf:"skf_drop_v1"`
 	SkfMglvV2   *ebpf.Map `ebpf:"skf_mglv_v2"`
 	SkfNetnsV1  *ebpf.Map `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.Map `ebpf:"skf_sk_v1"`
@@ -142,6 +145,7 @@ func (m *xdpMaps) Close() error {
 		m.SkfBeV1,
 		m.SkfBecntV1,
 		m.SkfCtV1,
+		m.SkfDropV1,
 		m.SkfMglvV2,
 		m.SkfNetnsV1,
 		m.SkfSkV1,

@@ -82,6 +82,42 @@ func TestXDPPolicyLocalWithoutLocalBackend(t *testing.T) {
 	if n := len(e.ctEntries(t)); n != 0 {
 		t.Errorf("conntrack: got %d entries, want none", n)
 	}
+	e.expectDrops(t, map[string]uint64{"no_local_endpoint": 1})
+}
+
+// expectDrops checks the datapath's drop counters: want by reason, every
+// other reason zero.
+func (e *lbEnv) expectDrops(t *testing.T, want map[string]uint64) {
+	t.Helper()
+	got, err := e.maps.Drops()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, reason := range DropReasons {
+		if reason != "" && got[i] != want[reason] {
+			t.Errorf("drops %s: got %d, want %d", reason, got[i], want[reason])
+		}
+	}
+}
+
+// Drops are counted, not silent: a remote NodePort flow with no SNAT port
+// left, and one with no route to its backend.
+func TestXDPCountsDrops(t *testing.T) {
+	e := newLBEnvWith(t, loadOptions{NodeIP: nodeIP, MaglevSize: 251, SNATMin: 40000, SNATMax: 40000})
+	sp := nodePortSvc("np", v1.ProtocolTCP, 30080)
+	e.program(t, []*dataplane.ServicePort{sp}, map[dataplane.ServicePortName][]dataplane.Endpoint{
+		sp.Name: {ep(beRemote, 8080, false)},
+	})
+	// The first flow takes the only SNAT port; this namespace has no route
+	// to the backend, so the fib lookup fails.
+	if ret, _ := e.runXDP(t, buildPacket(pktSpec{src: extCli, dst: nodeIP, sport: 50000, dport: 30080, proto: protoTCP}), 0); ret != xdpDrop {
+		t.Errorf("first flow: got verdict %d, want XDP_DROP (%d): no route", ret, xdpDrop)
+	}
+	// A second flow finds no free SNAT port.
+	if ret, _ := e.runXDP(t, buildPacket(pktSpec{src: extCli, dst: nodeIP, sport: 50001, dport: 30080, proto: protoTCP}), 0); ret != xdpDrop {
+		t.Errorf("second flow: got verdict %d, want XDP_DROP (%d): no SNAT port", ret, xdpDrop)
+	}
+	e.expectDrops(t, map[string]uint64{"no_route": 1, "snat_ports": 1})
 }
 
 func TestXDPNoEndpoints(t *testing.T) {
