@@ -205,7 +205,7 @@ func TestDiscoveryTablesAndMetrics(t *testing.T) {
 		t.Errorf("protobuf only: got %d, want 406", code)
 	}
 	code, _, body = c.do("GET", "/metrics", "", nil)
-	for _, want := range []string{`apiserver_request_total{code="200",resource="namespaces",verb="list"}`, "apiserver_request_duration_seconds_bucket", "etcd_request_duration_seconds_bucket", "apiserver_registered_watchers"} {
+	for _, want := range []string{`apiserver_request_total{code="200",resource="namespaces",verb="list"}`, `apiserver_request_duration_seconds_bucket{code="200",resource="namespaces",verb="list",le="60"}`, "etcd_request_duration_seconds_bucket", "apiserver_registered_watchers"} {
 		if code != 200 || !strings.Contains(string(body), want) {
 			t.Errorf("metrics: %q missing", want)
 		}

@@ -34,9 +34,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"verb", "resource", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "apiserver_request_duration_seconds",
-			Help:    "Response latency of API requests by verb and resource (watches excluded).",
+			Help:    "Response latency of API requests by verb, resource and HTTP response code (watches excluded).",
 			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1, 2, 5, 10, 30, 60},
-		}, []string{"verb", "resource"}),
+		}, []string{"verb", "resource", "code"}),
 		watches: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "apiserver_registered_watchers",
 			Help: "Number of open watches by resource.",
@@ -76,9 +76,10 @@ func (m *metrics) observe(verb, resource, sub string, code int, d time.Duration)
 	if sub != "" {
 		resource += "/" + sub
 	}
-	m.requests.WithLabelValues(verb, resource, strconv.Itoa(code)).Inc()
+	c := strconv.Itoa(code)
+	m.requests.WithLabelValues(verb, resource, c).Inc()
 	if verb != "watch" {
-		m.duration.WithLabelValues(verb, resource).Observe(d.Seconds())
+		m.duration.WithLabelValues(verb, resource, c).Observe(d.Seconds())
 	}
 }
 

@@ -47,9 +47,12 @@ func snapshotAPI(reg *prometheus.Registry) apiSnapshot {
 		switch mf.GetName() {
 		case "apiserver_request_duration_seconds":
 			for _, m := range mf.GetMetric() {
+				// Summed over response codes.
 				k := label(m, "verb") + " " + label(m, "resource")
-				h := m.GetHistogram()
-				s.hist[k] = histSum{count: float64(h.GetSampleCount()), sum: h.GetSampleSum()}
+				h, sum := m.GetHistogram(), s.hist[k]
+				sum.count += float64(h.GetSampleCount())
+				sum.sum += h.GetSampleSum()
+				s.hist[k] = sum
 			}
 		case "etcd_request_duration_seconds":
 			for _, m := range mf.GetMetric() {
