@@ -414,6 +414,7 @@ func (s *Server) releaseLeaks(ctx context.Context, keys map[string]storage.KeyVa
 		if ok {
 			kind.errs.WithLabelValues("leak").Inc()
 			s.log.Warn("service allocation repair: value leaked; released", "value", value, "owner", string(kv.Value))
+			s.leakEvent(ctx, kind.controller, kind.action, kind.noun, value, string(kv.Value))
 		}
 	}
 	s.repair.leaks = next
@@ -434,10 +435,44 @@ func sortedKeys[V any](m map[string]V) []string {
 // name is derived from the Service and the message, so the same problem
 // found again counts up the existing event's series. Failures are logged:
 // an event is not worth failing a repair for.
+// leakEvent records a released leak against the Service that last held
+// the value (owner is "namespace/name"; it is gone, so the event has no
+// uid), in its namespace or, when that is gone too, in default: kube-
+// apiserver only logs leaks, but they are what an operator looks for
+// after a crash.
+func (s *Server) leakEvent(ctx context.Context, controller, action, noun, value, owner string) {
+	ns, name, ok := strings.Cut(owner, "/")
+	if !ok || ns == "" || name == "" {
+		ns, name = metav1.NamespaceDefault, "kubernetes"
+	}
+	reason := "PortLeaked"
+	if controller == ipRepairController {
+		reason = "ClusterIPLeaked"
+	}
+	note := fmt.Sprintf("%s %s was allocated to no Service (last held by %s); released", noun, value, owner)
+	rs := &repairService{svc: &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}}
+	err := s.writeRepairEvent(ctx, rs, controller, reason, action, note)
+	if apierrors.IsNotFound(err) && ns != metav1.NamespaceDefault {
+		rs.svc.Namespace = metav1.NamespaceDefault
+		err = s.writeRepairEvent(ctx, rs, controller, reason, action, note)
+	}
+	if err != nil {
+		s.log.Warn("service allocation repair: record event", "service", owner, "reason", reason, "err", err)
+	}
+}
+
+// repairEvent records a Warning event about a Service, logging a failure.
 func (s *Server) repairEvent(ctx context.Context, rs *repairService, controller, reason, action, note string) {
+	if err := s.writeRepairEvent(ctx, rs, controller, reason, action, note); err != nil {
+		s.log.Warn("service allocation repair: record event", "service", rs.owner(), "reason", reason, "err", err)
+	}
+}
+
+// writeRepairEvent creates the event, or counts a repeat in its series.
+func (s *Server) writeRepairEvent(ctx context.Context, rs *repairService, controller, reason, action, note string) error {
 	r := s.resources.lookup(schema.GroupVersion{Version: "v1"}, "events")
 	if r == nil {
-		return
+		return nil
 	}
 	svc := rs.svc
 	sum := sha256.Sum256([]byte(string(svc.UID) + "\x00" + reason + "\x00" + note))
@@ -469,7 +504,5 @@ func (s *Server) repairEvent(ctx context.Context, rs *repairService, controller,
 			return e, nil
 		}})
 	}
-	if err != nil {
-		s.log.Warn("service allocation repair: record event", "service", rs.owner(), "reason", reason, "err", err)
-	}
+	return err
 }

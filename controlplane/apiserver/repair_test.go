@@ -211,6 +211,9 @@ func TestRepairReleasesLeaksOnTheSecondPass(t *testing.T) {
 	const ipLeak, portLeak = ipKeyPrefix + "10.96.0.77", portKeyPrefix + "tcp-30077"
 	e.put(ipLeak, "default/gone")
 	e.put(portLeak, "default/gone")
+	// A holder whose namespace is gone too: its event goes to default.
+	const orphanLeak = ipKeyPrefix + "10.96.0.78"
+	e.put(orphanLeak, "nowhere/lost")
 	// The kubernetes Service's address is held: never a leak.
 	kubernetesIP := ipKeyPrefix + "10.96.0.1"
 
@@ -228,6 +231,13 @@ func TestRepairReleasesLeaksOnTheSecondPass(t *testing.T) {
 	}
 	if e.key(kubernetesIP) != "default/kubernetes" {
 		t.Errorf("after two passes: got %s = %q, want default/kubernetes", kubernetesIP, e.key(kubernetesIP))
+	}
+	// Each release is reported against the Service that last held it.
+	if ev := e.events("gone"); ev["ClusterIPLeaked"] != 1 || ev["PortLeaked"] != 1 {
+		t.Errorf("events about default/gone: got %v, want ClusterIPLeaked and PortLeaked once each", ev)
+	}
+	if ev := e.events("lost"); ev["ClusterIPLeaked"] != 1 {
+		t.Errorf("events about nowhere/lost (in default): got %v, want ClusterIPLeaked once", ev)
 	}
 
 	// A leak rewritten between passes is a new one: it waits a pass more.

@@ -409,15 +409,23 @@ start_server() {
 	return 1
 }
 
+# stop_server: SIGTERM, then SIGKILL after 30 s. SERVER_STOPPED says how
+# it went: "clean" (exit status 0 after SIGTERM), "exit N" or "killed".
 stop_server() {
 	[[ -n $SERVER_PID ]] || return 0
 	kill -TERM "$SERVER_PID" 2>/dev/null || true
-	local deadline=$((SECONDS + 30))
+	local deadline=$((SECONDS + 30)) rc=0
 	while kill -0 "$SERVER_PID" 2>/dev/null && ((SECONDS < deadline)); do
 		sleep 0.2
 	done
-	kill -KILL "$SERVER_PID" 2>/dev/null || true
-	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_STOPPED=clean
+	if kill -KILL "$SERVER_PID" 2>/dev/null; then
+		SERVER_STOPPED=killed
+	fi
+	wait "$SERVER_PID" 2>/dev/null || rc=$?
+	if [[ $SERVER_STOPPED == clean ]] && ((rc != 0)); then
+		SERVER_STOPPED="exit $rc"
+	fi
 	SERVER_PID=""
 }
 
@@ -1305,6 +1313,8 @@ PODS_BEFORE=$(pods || true)
 expect_value "pods before the restart" 2 "$(grep -c ' Running$' <<<"$PODS_BEFORE" || true)"
 CLUSTER_IP=$("$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" get service web -n e2e -o 'jsonpath={.spec.clusterIP}' || true)
 stop_server
+CMD="kill -TERM <server>"
+expect_value "the server stops cleanly on SIGTERM" clean "$SERVER_STOPPED"
 if start_server; then
 	pass
 	AFTER=$(snapshot || true)
