@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -112,6 +113,18 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() (bo
 	}
 }
 
+func leaseRecord(t *testing.T, client kubernetes.Interface) *coordinationv1.Lease {
+	t.Helper()
+	l, err := client.CoordinationV1().Leases(leaderelection.DefaultNamespace).Get(context.Background(), "skiff-controllers", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Spec.RenewTime == nil || l.Spec.AcquireTime == nil {
+		t.Fatalf("lease without renew or acquire time: %+v", l.Spec)
+	}
+	return l
+}
+
 func lease(t *testing.T, client kubernetes.Interface) (holder string, transitions int32) {
 	t.Helper()
 	l, err := client.CoordinationV1().Leases(leaderelection.DefaultNamespace).Get(context.Background(), "skiff-controllers", metav1.GetOptions{})
@@ -191,11 +204,22 @@ func TestIntegrationTwoServersFailover(t *testing.T) {
 	_, before := lease(t, client)
 	killed := time.Now()
 	srv2.Stop()
+	// b can no longer renew: the Lease now shows its last renewal.
+	lastRenew := leaseRecord(t, client).Spec.RenewTime.Time
 	waitUntil(t, "a leading", 60*time.Second, func() (bool, string) {
 		cur, _ := l.state()
 		return cur == "a" && a.Leading(), cur
 	})
 	t.Logf("a took over %s after b's server died (lease duration %s)", time.Since(killed).Round(10*time.Millisecond), leaseDuration)
+	// The takeover, by the Lease's own clock: a candidate sees b's last
+	// renewal within one retry period, waits out the lease duration from
+	// then, and acquires at its next retry. One more second for a busy
+	// machine; a takeover that waited for anything else (a second lease
+	// duration, a restart) would be well past it.
+	acquired := leaseRecord(t, client).Spec.AcquireTime.Time
+	if limit := leaseDuration + 2*retryPeriod + time.Second; acquired.Sub(lastRenew) > limit {
+		t.Errorf("a acquired the lease %s after b's last renewal, want within %s (lease duration %s)", acquired.Sub(lastRenew), limit, leaseDuration)
+	}
 	if holder, transitions := lease(t, client); holder != "a" || transitions <= before {
 		t.Errorf("got holder %q transitions %d, want a and more than %d", holder, transitions, before)
 	}
