@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -235,6 +237,49 @@ func TestTCAffinity(t *testing.T) {
 				t.Errorf("40 connections used %d backends; want all on one: %v", len(seen), tc.wantSame)
 			}
 		})
+	}
+}
+
+// An affinity record older than timeoutSeconds no longer holds the client:
+// with every record aged past the timeout before each connection, the 40
+// connections spread over the backends again.
+func TestTCAffinityExpires(t *testing.T) {
+	e := newLBEnv(t)
+	sp := clusterSvc("web", v1.ProtocolTCP, 80)
+	sp.AffinityTimeoutSeconds = 60
+	var eps []dataplane.Endpoint
+	for i := 0; i < 8; i++ {
+		eps = append(eps, ep(netip.AddrFrom4([4]byte{10, 244, 1, byte(40 + i)}), 8080, true))
+	}
+	e.program(t, []*dataplane.ServicePort{sp}, map[dataplane.ServicePortName][]dataplane.Endpoint{sp.Name: eps})
+	seen := map[netip.Addr]bool{}
+	for port := uint16(41000); port < 41040; port++ {
+		e.ageAffinity(t, 61*time.Second)
+		_, out := e.run(t, progFromPod, buildPacket(pktSpec{src: client, dst: vip, sport: port, dport: 80, proto: protoTCP}))
+		seen[parsePacket(t, out).dst] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("40 connections, each after the client's affinity expired, all went to %v; want them spread", seen)
+	}
+}
+
+// ageAffinity moves every affinity record's last use back by d on the
+// clock the programs read (CLOCK_MONOTONIC, bpf_ktime_get_ns).
+func (e *lbEnv) ageAffinity(t *testing.T, d time.Duration) {
+	t.Helper()
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		t.Fatal(err)
+	}
+	recs := map[AffKey]AffVal{}
+	if err := forEach(e.maps.aff, func(k AffKey, v AffVal) { recs[k] = v }); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range recs {
+		v.LastNs = uint64(ts.Nano()) - uint64(d)
+		if err := e.maps.aff.Put(k, v); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
