@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -461,5 +462,52 @@ func TestReconcilerDuplicateEndpoints(t *testing.T) {
 		map[dataplane.ServicePortName][]dataplane.Endpoint{sp.Name: {ep(b, 80, false)}})
 	if got := len(e.fake.Backends); got != 1 {
 		t.Errorf("after removing the duplicated endpoint: got %d backends, want 1", got)
+	}
+}
+
+// Maglev tables must be the same on every node for the same Service and
+// endpoints, so that a flow keeps its backend whichever node the network
+// sends it to, although each node numbers its backends in its own order
+// and sees different endpoints as local.
+func TestReconcilerMaglevSameOnEveryNode(t *testing.T) {
+	sizes := MapSizes{Services: 1024, Sets: 1024, Slots: 4096, Backends: 4096, Conntrack: 1024, Affinity: 64, Sockets: 64, NetNS: 8}
+	n1, n2 := newFakeEnv(t, sizes), newFakeEnv(t, sizes)
+	populate(t, n2, 5) // other Services first: n2's backend ids differ from n1's
+	sp := svcN(100, true)
+	eps1 := epsN(100, 7)
+	eps2 := make([]dataplane.Endpoint, len(eps1))
+	for i, e := range eps1 {
+		e.Local = !e.Local
+		eps2[len(eps1)-1-i] = e // and listed in another order
+	}
+	n1.mustApply(t, map[dataplane.ServicePortName]*dataplane.ServicePort{sp.Name: sp}, map[dataplane.ServicePortName][]dataplane.Endpoint{sp.Name: eps1})
+	n2.mustApply(t, map[dataplane.ServicePortName]*dataplane.ServicePort{sp.Name: sp}, map[dataplane.ServicePortName][]dataplane.Endpoint{sp.Name: eps2})
+
+	table := func(f *Fake) (ids []uint32, addrs []string) {
+		t.Helper()
+		if len(f.Maglev) != 1 {
+			t.Fatalf("got %d Maglev tables, want 1", len(f.Maglev))
+		}
+		for _, tab := range f.Maglev {
+			for _, id := range tab {
+				b := f.Backends[id]
+				ids = append(ids, id)
+				addrs = append(addrs, fmt.Sprintf("%08x:%d", b.Addr, b.Port))
+			}
+		}
+		return ids, addrs
+	}
+	ids1, addrs1 := table(n1.fake)
+	ids2, addrs2 := table(n2.fake)
+	if len(addrs1) != 251 {
+		t.Fatalf("table size %d, want 251", len(addrs1))
+	}
+	if slices.Equal(ids1, ids2) {
+		t.Fatal("both nodes numbered the backends alike; the test needs them to differ")
+	}
+	for i := range addrs1 {
+		if addrs1[i] != addrs2[i] {
+			t.Fatalf("entry %d: node 1 sends to %s, node 2 to %s; want the same backend on every node", i, addrs1[i], addrs2[i])
+		}
 	}
 }
