@@ -236,6 +236,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } skf_becnt_v1 SEC(".maps");
 
+/* Sockets to destroy (bpf_iter.c): (backend set, backend) pairs that
+ * ended; set_id 0 stands for every set. Userspace fills it around one
+ * iterator pass and empties it again. */
+struct sockgc_key {
+	__u32 set_id;
+	__u32 backend_id;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sockgc_key);
+	__type(value, __u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} skf_sockgc_v1 SEC(".maps");
+
 /* Packets the datapath dropped while translating them, per-CPU counters
  * indexed by reason (exported as skiff_ebpf_drops_total{reason}; the
  * numbers are part of the layout). Bounds checks the verifier demands are

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,6 +34,9 @@ type objects struct {
 	maps   map[string]*ebpf.Map
 	inner  *ebpf.MapSpec // Maglev inner map template
 	pinDir string
+	// iterErr says why the socket clean-up iterator (optional: it needs
+	// bpf_sock_destroy, Linux 6.5) did not load.
+	iterErr error
 }
 
 // Program names (the C function names).
@@ -45,6 +49,7 @@ const (
 	progSendmsg4    = "skiff_sendmsg4"
 	progRecvmsg4    = "skiff_recvmsg4"
 	progGetpeername = "skiff_getpeername4"
+	progUDPGC       = "skiff_udp_gc"
 )
 
 func (o loadOptions) maxEntries(name string) (uint32, bool) {
@@ -81,10 +86,12 @@ func loadObjects(o loadOptions) (*objects, error) {
 	}
 	objs := &objects{progs: map[string]*ebpf.Program{}, maps: map[string]*ebpf.Map{}, pinDir: o.PinPath}
 	loaders := []struct {
-		name string
-		load func() (*ebpf.CollectionSpec, error)
+		name     string
+		load     func() (*ebpf.CollectionSpec, error)
+		optional bool
 	}{
-		{"lxc", loadLxc}, {"xdp", loadXdp}, {"host", loadHost}, {"sock", loadSock},
+		{"lxc", loadLxc, false}, {"xdp", loadXdp, false}, {"host", loadHost, false}, {"sock", loadSock, false},
+		{"iter", loadIter, true},
 	}
 	for _, l := range loaders {
 		spec, err := l.load()
@@ -120,6 +127,10 @@ func loadObjects(o loadOptions) (*objects, error) {
 		coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
 			Maps: ebpf.MapOptions{PinPath: o.PinPath},
 		})
+		if err != nil && l.optional {
+			objs.iterErr = fmt.Errorf("load %s objects: %w", l.name, err)
+			continue
+		}
 		if err != nil {
 			objs.close()
 			return nil, fmt.Errorf("load %s objects: %w", l.name, err)
@@ -152,6 +163,13 @@ type Bpf struct {
 	svc, slot, be, ct, aff, netns, svccnt, becnt, maglev, drops *ebpf.Map
 	inner                                                       *ebpf.MapSpec
 	ncpu                                                        int
+
+	// udpGC is the socket clean-up iterator and sockGC its pairs (nil
+	// when the kernel cannot destroy sockets); nodeNetNS is the namespace
+	// whose sockets it walks.
+	udpGC     *link.Iter
+	sockGC    *ebpf.Map
+	nodeNetNS string
 
 	// tables are the Maglev tables this process installed, so that a
 	// change rewrites only the entries that moved.
@@ -190,7 +208,52 @@ func newBpfMaps(o *objects) (*Bpf, error) {
 		}
 		*dst = m
 	}
+	if prog := o.progs[progUDPGC]; prog != nil {
+		it, err := link.AttachIter(link.IterOptions{Program: prog})
+		if err != nil {
+			o.iterErr = fmt.Errorf("attach %s: %w", progUDPGC, err)
+		} else {
+			b.udpGC, b.sockGC = it, o.maps[MapSocketGC]
+		}
+	}
 	return b, nil
+}
+
+// DestroySockets destroys the node's connected UDP sockets that the socket
+// hooks translated to one of the ended pairs ((backend set, backend)) or to
+// one of the removed backends; their owners see ECONNABORTED and connect
+// again. It returns how many went; without kernel support it does nothing.
+func (b *Bpf) DestroySockets(pairs [][2]uint32, backends []uint32) (int, error) {
+	if b.udpGC == nil || len(pairs)+len(backends) == 0 {
+		return 0, nil
+	}
+	keys := make([]SockGCKey, 0, len(pairs)+len(backends))
+	for _, p := range pairs {
+		keys = append(keys, SockGCKey{SetId: p[0], BackendId: p[1]})
+	}
+	for _, id := range backends {
+		keys = append(keys, SockGCKey{BackendId: id})
+	}
+	vals := make([]uint8, len(keys))
+	if _, err := b.sockGC.BatchUpdate(keys, vals, nil); err != nil {
+		return 0, wrapUpdate(MapSocketGC, err)
+	}
+	defer func() { _, _ = b.sockGC.BatchDelete(keys, nil) }()
+	var n int64
+	// The iterator walks the sockets of the namespace it is opened in.
+	err := inNetNS(b.nodeNetNS, func() error {
+		rd, err := b.udpGC.Open()
+		if err != nil {
+			return err
+		}
+		defer rd.Close()
+		n, err = io.Copy(io.Discard, rd)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("destroy stale UDP sockets: %w", err)
+	}
+	return int(n), nil
 }
 
 func wrapUpdate(name string, err error) error {
@@ -310,6 +373,10 @@ func (b *Bpf) close() {
 	for id, t := range b.tables {
 		t.close()
 		delete(b.tables, id)
+	}
+	if b.udpGC != nil {
+		b.udpGC.Close()
+		b.udpGC = nil
 	}
 }
 

@@ -24,6 +24,9 @@ type Fake struct {
 	BECount   map[uint32]Counter
 	// DropCount stands for the datapath's drop counters.
 	DropCount [len(DropReasons)]uint64
+	// Destroyed records DestroySockets calls: the pairs, and the backends
+	// as pairs with set 0.
+	Destroyed [][2]uint32
 
 	// Ops counts entries written or deleted per map since the last
 	// ResetOps.
@@ -207,6 +210,16 @@ func (f *Fake) SetCounters(ids []uint32) (map[uint32]Counter, error) {
 		out[id] = f.SetCount[id]
 	}
 	return out, nil
+}
+
+func (f *Fake) DestroySockets(pairs [][2]uint32, backends []uint32) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Destroyed = append(f.Destroyed, pairs...)
+	for _, id := range backends {
+		f.Destroyed = append(f.Destroyed, [2]uint32{0, id})
+	}
+	return 0, nil
 }
 
 func (f *Fake) Drops() ([len(DropReasons)]uint64, error) {

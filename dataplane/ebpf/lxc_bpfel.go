@@ -106,6 +106,12 @@ type lxcSkVal struct {
 	SvcId     uint32
 }
 
+type lxcSockgcKey struct {
+	_         structs.HostLayout
+	SetId     uint32
+	BackendId uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -119,6 +125,7 @@ const (
 	lxcMapSkfNetnsV1    = "skf_netns_v1"
 	lxcMapSkfSkV1       = "skf_sk_v1"
 	lxcMapSkfSlotV1     = "skf_slot_v1"
+	lxcMapSkfSockgcV1   = "skf_sockgc_v1"
 	lxcMapSkfSvcV1      = "skf_svc_v1"
 	lxcMapSkfSvccntV1   = "skf_svccnt_v1"
 	lxcProgSkiffFromPod = "skiff_from_pod"
@@ -188,6 +195,7 @@ type lxcMapSpecs struct {
 	SkfNetnsV1  *ebpf.MapSpec `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.MapSpec `ebpf:"skf_sk_v1"`
 	SkfSlotV1   *ebpf.MapSpec `ebpf:"skf_slot_v1"`
+	SkfSockgcV1 *ebpf.MapSpec `ebpf:"skf_sockgc_v1"`
 	SkfSvcV1    *ebpf.MapSpec `ebpf:"skf_svc_v1"`
 	SkfSvccntV1 *ebpf.MapSpec `ebpf:"skf_svccnt_v1"`
 }
@@ -231,6 +239,7 @@ type lxcMaps struct {
 	SkfNetnsV1  *ebpf.Map `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.Map `ebpf:"skf_sk_v1"`
 	SkfSlotV1   *ebpf.Map `ebpf:"skf_slot_v1"`
+	SkfSockgcV1 *ebpf.Map `ebpf:"skf_sockgc_v1"`
 	SkfSvcV1    *ebpf.Map `ebpf:"skf_svc_v1"`
 	SkfSvccntV1 *ebpf.Map `ebpf:"skf_svccnt_v1"`
 }
@@ -246,6 +255,7 @@ func (m *lxcMaps) Close() error {
 		m.SkfNetnsV1,
 		m.SkfSkV1,
 		m.SkfSlotV1,
+		m.SkfSockgcV1,
 		m.SkfSvcV1,
 		m.SkfSvccntV1,
 	)

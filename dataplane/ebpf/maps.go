@@ -24,6 +24,7 @@ const (
 	MapBackendCount = "skf_becnt_v1"
 	MapMaglev       = "skf_mglv_v2"
 	MapDrops        = "skf_drop_v1"
+	MapSocketGC     = "skf_sockgc_v1"
 )
 
 // DropReasons names the datapath's drop counters by index (DROP_* in
@@ -69,6 +70,10 @@ type Maps interface {
 	// Drops returns the datapath's drop counters, summed over CPUs and
 	// indexed like DropReasons.
 	Drops() ([len(DropReasons)]uint64, error)
+	// DestroySockets destroys the node's UDP sockets connected through
+	// the socket hooks to an ended (set, backend) pair or to a removed
+	// backend, and returns how many went.
+	DestroySockets(pairs [][2]uint32, backends []uint32) (int, error)
 	// AddNetNS and DeleteNetNS maintain the namespaces this node owns
 	// (owner NetNSHost or NetNSPod).
 	AddNetNS(cookie uint64, owner uint32) error

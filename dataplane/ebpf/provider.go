@@ -232,6 +232,11 @@ func (p *Provider) load() error {
 		p.closeObjects()
 		return err
 	}
+	m.nodeNetNS = p.cfg.NetNS
+	if objs.iterErr != nil {
+		p.log.Warn("connected UDP sockets of the node keep a removed backend until they reconnect: this kernel cannot destroy them",
+			"err", objs.iterErr)
+	}
 	p.maps = m
 	if err := p.attachNode(); err != nil {
 		p.closeObjects()

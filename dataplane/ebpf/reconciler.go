@@ -865,6 +865,23 @@ func (r *reconciler) apply(p *plan) error {
 			break
 		}
 	}
+	// Connected UDP sockets of the node, translated once at connect(),
+	// would keep an ended backend: destroy them before any id is freed.
+	if len(p.flushPair) > 0 || len(p.beDel) > 0 {
+		pairs := make([][2]uint32, 0, len(p.flushPair))
+		for pair := range p.flushPair {
+			if !p.flushBE[pair[1]] {
+				pairs = append(pairs, pair)
+			}
+		}
+		n, err := r.maps.DestroySockets(pairs, p.beDel)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			r.log.Debug("destroyed UDP sockets connected to removed backends", "sockets", n)
+		}
+	}
 	release := p.beDel
 	if urgent || !r.deferGC {
 		if err := r.flush(func(v CTVal) bool {

@@ -25,6 +25,7 @@ const (
 	sockMapSkfNetnsV1         = "skf_netns_v1"
 	sockMapSkfSkV1            = "skf_sk_v1"
 	sockMapSkfSlotV1          = "skf_slot_v1"
+	sockMapSkfSockgcV1        = "skf_sockgc_v1"
 	sockMapSkfSvcV1           = "skf_svc_v1"
 	sockMapSkfSvccntV1        = "skf_svccnt_v1"
 	sockProgSkiffConnect4     = "skiff_connect4"
@@ -98,6 +99,7 @@ type sockMapSpecs struct {
 	SkfNetnsV1  *ebpf.MapSpec `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.MapSpec `ebpf:"skf_sk_v1"`
 	SkfSlotV1   *ebpf.MapSpec `ebpf:"skf_slot_v1"`
+	SkfSockgcV1 *ebpf.MapSpec `ebpf:"skf_sockgc_v1"`
 	SkfSvcV1    *ebpf.MapSpec `ebpf:"skf_svc_v1"`
 	SkfSvccntV1 *ebpf.MapSpec `ebpf:"skf_svccnt_v1"`
 }
@@ -141,6 +143,7 @@ type sockMaps struct {
 	SkfNetnsV1  *ebpf.Map `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.Map `ebpf:"skf_sk_v1"`
 	SkfSlotV1   *ebpf.Map `ebpf:"skf_slot_v1"`
+	SkfSockgcV1 *ebpf.Map `ebpf:"skf_sockgc_v1"`
 	SkfSvcV1    *ebpf.Map `ebpf:"skf_svc_v1"`
 	SkfSvccntV1 *ebpf.Map `ebpf:"skf_svccnt_v1"`
 }
@@ -156,6 +159,7 @@ func (m *sockMaps) Close() error {
 		m.SkfNetnsV1,
 		m.SkfSkV1,
 		m.SkfSlotV1,
+		m.SkfSockgcV1,
 		m.SkfSvcV1,
 		m.SkfSvccntV1,
 	)

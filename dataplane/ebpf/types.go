@@ -21,6 +21,8 @@ type (
 	SockKey = lxcSkKey     // struct sk_key
 	SockVal = lxcSkVal     // struct sk_val
 	Counter = lxcLbCounter // struct lb_counter
+
+	SockGCKey = lxcSockgcKey // struct sockgc_key
 )
 
 // Constants mirrored from bpf/lib/maps.h (#defines carry no BTF; the packet

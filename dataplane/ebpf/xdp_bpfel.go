@@ -25,6 +25,7 @@ const (
 	xdpMapSkfNetnsV1    = "skf_netns_v1"
 	xdpMapSkfSkV1       = "skf_sk_v1"
 	xdpMapSkfSlotV1     = "skf_slot_v1"
+	xdpMapSkfSockgcV1   = "skf_sockgc_v1"
 	xdpMapSkfSvcV1      = "skf_svc_v1"
 	xdpMapSkfSvccntV1   = "skf_svccnt_v1"
 	xdpProgSkiffXdp     = "skiff_xdp"
@@ -92,6 +93,7 @@ type xdpMapSpecs struct {
 	SkfNetnsV1  *ebpf.MapSpec `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.MapSpec `ebpf:"skf_sk_v1"`
 	SkfSlotV1   *ebpf.MapSpec `ebpf:"skf_slot_v1"`
+	SkfSockgcV1 *ebpf.MapSpec `ebpf:"skf_sockgc_v1"`
 	SkfSvcV1    *ebpf.MapSpec `ebpf:"skf_svc_v1"`
 	SkfSvccntV1 *ebpf.MapSpec `ebpf:"skf_svccnt_v1"`
 }
@@ -135,6 +137,7 @@ type xdpMaps struct {
 	SkfNetnsV1  *ebpf.Map `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.Map `ebpf:"skf_sk_v1"`
 	SkfSlotV1   *ebpf.Map `ebpf:"skf_slot_v1"`
+	SkfSockgcV1 *ebpf.Map `ebpf:"skf_sockgc_v1"`
 	SkfSvcV1    *ebpf.Map `ebpf:"skf_svc_v1"`
 	SkfSvccntV1 *ebpf.Map `ebpf:"skf_svccnt_v1"`
 }
@@ -150,6 +153,7 @@ func (m *xdpMaps) Close() error {
 		m.SkfNetnsV1,
 		m.SkfSkV1,
 		m.SkfSlotV1,
+		m.SkfSockgcV1,
 		m.SkfSvcV1,
 		m.SkfSvccntV1,
 	)

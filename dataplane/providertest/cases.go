@@ -166,6 +166,34 @@ func endpointRemoval(t *testing.T, e *env) {
 	}
 	e.expectOnly("new tcp connections after removal", e.servers(n0[0].NS, "tcp", ap(vip, 80), spread/3), true, n1[1])
 
+	// The same from the node host, whose connected UDP sockets the socket
+	// LB translates once, at connect(): such a socket must not keep the
+	// removed endpoint. It may be destroyed (the application sees
+	// ECONNABORTED and connects again, as with Cilium) or be corrected per
+	// packet (iptables, TC); it never gets the old endpoint's answer.
+	e.apply(e.slice(1, ep{n1[0], ready}))
+	host, err := e.c.Dial(ctx, e.c.Nodes[0].NS, "udp", ap(vip, 53))
+	if err != nil {
+		t.Fatalf("dial udp from the node host: %v", err)
+	}
+	defer host.Close()
+	if r, err := host.Request(ctx); err != nil || r.Server != n1[0].Name {
+		t.Fatalf("node host udp request: got %+v, %v, want an answer from %s", r, err, n1[0].Name)
+	}
+	e.apply(e.slice(1, ep{n1[1], ready}))
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	r, err := host.Request(rctx)
+	cancel()
+	switch {
+	case err != nil:
+		t.Logf("node host udp socket after the removal: %v (destroyed; connecting again)", err)
+		if r := e.request(e.c.Nodes[0].NS, "udp", ap(vip, 53)); r.Server != n1[1].Name {
+			t.Errorf("node host udp, new socket: answered by %s, want %s", r.Server, n1[1].Name)
+		}
+	case r.Server != n1[1].Name:
+		t.Errorf("node host udp socket after the removal: answered by %s, want %s (the removed endpoint kept)", r.Server, n1[1].Name)
+	}
+
 	// Removing the whole slice: refused at once.
 	e.deleteSlice("svc1-1")
 	e.expectRefused(n0[0].NS, "tcp", ap(vip, 80))
