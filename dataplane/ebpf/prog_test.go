@@ -223,11 +223,7 @@ func TestTCAffinity(t *testing.T) {
 			e := newLBEnv(t)
 			sp := clusterSvc("web", v1.ProtocolTCP, 80)
 			sp.AffinityTimeoutSeconds = tc.timeout
-			var eps []dataplane.Endpoint
-			for i := 0; i < 8; i++ {
-				eps = append(eps, ep(netip.AddrFrom4([4]byte{10, 244, 1, byte(40 + i)}), 8080, true))
-			}
-			e.program(t, []*dataplane.ServicePort{sp}, map[dataplane.ServicePortName][]dataplane.Endpoint{sp.Name: eps})
+			e.program(t, []*dataplane.ServicePort{sp}, map[dataplane.ServicePortName][]dataplane.Endpoint{sp.Name: eightLocal()})
 			seen := map[netip.Addr]bool{}
 			for port := uint16(41000); port < 41040; port++ {
 				_, out := e.run(t, progFromPod, buildPacket(pktSpec{src: client, dst: vip, sport: port, dport: 80, proto: protoTCP}))
@@ -240,6 +236,15 @@ func TestTCAffinity(t *testing.T) {
 	}
 }
 
+// eightLocal is eight node-local endpoints, 10.244.1.40-47:8080.
+func eightLocal() []dataplane.Endpoint {
+	var eps []dataplane.Endpoint
+	for i := 0; i < 8; i++ {
+		eps = append(eps, ep(netip.AddrFrom4([4]byte{10, 244, 1, byte(40 + i)}), 8080, true))
+	}
+	return eps
+}
+
 // An affinity record older than timeoutSeconds no longer holds the client:
 // with every record aged past the timeout before each connection, the 40
 // connections spread over the backends again.
@@ -247,11 +252,7 @@ func TestTCAffinityExpires(t *testing.T) {
 	e := newLBEnv(t)
 	sp := clusterSvc("web", v1.ProtocolTCP, 80)
 	sp.AffinityTimeoutSeconds = 60
-	var eps []dataplane.Endpoint
-	for i := 0; i < 8; i++ {
-		eps = append(eps, ep(netip.AddrFrom4([4]byte{10, 244, 1, byte(40 + i)}), 8080, true))
-	}
-	e.program(t, []*dataplane.ServicePort{sp}, map[dataplane.ServicePortName][]dataplane.Endpoint{sp.Name: eps})
+	e.program(t, []*dataplane.ServicePort{sp}, map[dataplane.ServicePortName][]dataplane.Endpoint{sp.Name: eightLocal()})
 	seen := map[netip.Addr]bool{}
 	for port := uint16(41000); port < 41040; port++ {
 		e.ageAffinity(t, 61*time.Second)
