@@ -350,24 +350,40 @@ func (f *Framework) RunPreFilterExtensionRemovePod(ctx context.Context, state *f
 	return nil
 }
 
-// RunPostFilterPlugins runs the PostFilter plugins until one succeeds.
+// RunPostFilterPlugins runs the PostFilter plugins, as upstream does, until
+// one returns Success, UnschedulableAndUnresolvable (nothing can help: the
+// rest do not run) or an error; any code a PostFilter plugin may not
+// return (Skip, Wait) is an error. When every plugin returns Unschedulable
+// the status is Unschedulable with all their reasons, naming the first.
 func (f *Framework) RunPostFilterPlugins(ctx context.Context, state *framework.CycleState, pod *v1.Pod, statuses *framework.NodeToStatus) (*framework.PostFilterResult, *framework.Status) {
 	var reasons []string
 	var result *framework.PostFilterResult
+	var rejector string
 	for _, pl := range f.postFilter {
 		r, s := pl.PostFilter(ctx, state, pod, statuses)
-		if s.IsSuccess() {
+		switch s.Code() {
+		case framework.Success:
 			return r, s
-		}
-		if !s.IsRejected() {
-			return nil, framework.AsStatus(s.AsError()).WithPlugin(pl.Name())
+		case framework.UnschedulableAndUnresolvable:
+			return r, s.WithPlugin(pl.Name())
+		case framework.Unschedulable:
+		default:
+			// AsError is nil for Skip, which must not pass for a success.
+			err := s.AsError()
+			if err == nil {
+				err = fmt.Errorf("PostFilter plugin %q returned %v", pl.Name(), s)
+			}
+			return nil, framework.AsStatus(err).WithPlugin(pl.Name())
 		}
 		if r != nil && result == nil {
 			result = r
 		}
 		reasons = append(reasons, s.Reasons()...)
+		if rejector == "" {
+			rejector = pl.Name()
+		}
 	}
-	return result, framework.NewStatus(framework.Unschedulable, reasons...)
+	return result, framework.NewStatus(framework.Unschedulable, reasons...).WithPlugin(rejector)
 }
 
 // RunPreScorePlugins runs the PreScore plugins; plugins that return Skip
