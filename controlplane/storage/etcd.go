@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -187,7 +188,6 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*clientv3.Client, error) 
 		Endpoints:          cfg.Endpoints,
 		TLS:                tlsConfig,
 		DialTimeout:        cfg.DialTimeout,
-		DialOptions:        []grpc.DialOption{grpc.WithBlock()}, //nolint:staticcheck // wait for the connection
 		Logger:             zap.NewNop(),
 		MaxCallSendMsgSize: 8 << 20,
 		MaxCallRecvMsgSize: 1 << 30,
@@ -196,11 +196,18 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*clientv3.Client, error) 
 	if err != nil {
 		return nil, fmt.Errorf("etcd client: connect %v: %w", cfg.Endpoints, err)
 	}
+	// clientv3.New does not wait for a connection (gRPC's NewClient ignores
+	// WithBlock): the first request does, for up to DialTimeout. It is made
+	// on the connection directly because clientv3's own calls turn a
+	// timeout into a bare "context deadline exceeded", dropping gRPC's last
+	// connection error (a TLS handshake failure, a refused connection),
+	// which says why.
 	sctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
-	if _, err := c.Get(sctx, "/skiff-revision-probe", clientv3.WithCountOnly()); err != nil {
+	probe := &etcdserverpb.RangeRequest{Key: []byte("/skiff-revision-probe"), CountOnly: true}
+	if _, err := etcdserverpb.NewKVClient(c.ActiveConnection()).Range(sctx, probe, grpc.WaitForReady(true)); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("etcd client: %v not answering: %w", cfg.Endpoints, err)
+		return nil, fmt.Errorf("etcd client: %v not answering within %s: %w", cfg.Endpoints, cfg.DialTimeout, err)
 	}
 	return c, nil
 }
