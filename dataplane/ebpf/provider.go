@@ -420,8 +420,9 @@ func (p *Provider) gcLoop() {
 	}
 }
 
-// FlushConntrack flushes now what the background collection would: the
-// conntrack and affinity entries of deleted backends.
+// FlushConntrack does now what the background collection would: destroys
+// the node's UDP sockets connected to deleted backends and flushes their
+// conntrack and affinity entries.
 func (p *Provider) FlushConntrack() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -865,25 +865,21 @@ func (r *reconciler) apply(p *plan) error {
 			break
 		}
 	}
-	// Connected UDP sockets of the node, translated once at connect(),
-	// would keep an ended backend: destroy them before any id is freed.
-	if len(p.flushPair) > 0 || len(p.beDel) > 0 {
+	release := p.beDel
+	if urgent || !r.deferGC {
+		// Connected UDP sockets of the node, translated once at
+		// connect(), would keep an ended backend: destroy them before
+		// any id is freed. (Deferred, collect does it for deleted
+		// backends, whose ids it holds until then.)
 		pairs := make([][2]uint32, 0, len(p.flushPair))
 		for pair := range p.flushPair {
 			if !p.flushBE[pair[1]] {
 				pairs = append(pairs, pair)
 			}
 		}
-		n, err := r.maps.DestroySockets(pairs, p.beDel)
-		if err != nil {
+		if err := r.destroySockets(pairs, p.beDel); err != nil {
 			return err
 		}
-		if n > 0 {
-			r.log.Debug("destroyed UDP sockets connected to removed backends", "sockets", n)
-		}
-	}
-	release := p.beDel
-	if urgent || !r.deferGC {
 		if err := r.flush(func(v CTVal) bool {
 			return p.flushBE[v.BackendId] || p.flushPair[[2]uint32{v.SvcId, v.BackendId}]
 		}); err != nil {
@@ -922,6 +918,22 @@ func (r *reconciler) portSets() map[dataplane.ServicePortName][]uint32 {
 	return out
 }
 
+// destroySockets destroys the node's connected UDP sockets that still name
+// an ended pair or a removed backend.
+func (r *reconciler) destroySockets(pairs [][2]uint32, backends []uint32) error {
+	if len(pairs)+len(backends) == 0 {
+		return nil
+	}
+	n, err := r.maps.DestroySockets(pairs, backends)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		r.log.Debug("destroyed UDP sockets connected to removed backends", "sockets", n)
+	}
+	return nil
+}
+
 func (r *reconciler) flush(match func(CTVal) bool) error {
 	n, err := r.maps.DeleteConntrack(func(_ CTKey, v CTVal) bool { return match(v) })
 	if err != nil {
@@ -944,6 +956,9 @@ func (r *reconciler) collect() (bool, error) {
 	gone := make(map[uint32]bool, len(ids))
 	for _, id := range ids {
 		gone[id] = true
+	}
+	if err := r.destroySockets(nil, ids); err != nil {
+		return true, err
 	}
 	if err := r.flush(func(v CTVal) bool { return gone[v.BackendId] }); err != nil {
 		return true, err

@@ -302,8 +302,19 @@ func (e *env) sync() {
 		if err := p.Sync(); err != nil {
 			e.t.Fatalf("sync provider of node %d: %v", i, err)
 		}
+		// A provider that finishes part of a sync in the background
+		// (the eBPF provider's clean-up of deleted backends) is waited
+		// for: the cases check the state a sync leads to.
+		if s, ok := p.(settler); ok {
+			if err := s.FlushConntrack(); err != nil {
+				e.t.Fatalf("settle provider of node %d: %v", i, err)
+			}
+		}
 	}
 }
+
+// settler is a provider with background clean-up after a sync.
+type settler interface{ FlushConntrack() error }
 
 // restart closes every provider and replaces it with a new one that is
 // given all current objects and synced, as an agent restart does.
