@@ -498,11 +498,19 @@ func (b *Bpf) Snapshot() (*Snapshot, error) {
 }
 
 func (b *Bpf) SetCounters(ids []uint32) (map[uint32]Counter, error) {
+	return b.counters(b.svccnt, MapSvcCounters, ids)
+}
+
+func (b *Bpf) BackendCounters(ids []uint32) (map[uint32]Counter, error) {
+	return b.counters(b.becnt, MapBackendCount, ids)
+}
+
+func (b *Bpf) counters(m *ebpf.Map, name string, ids []uint32) (map[uint32]Counter, error) {
 	out := make(map[uint32]Counter, len(ids))
 	per := make([]Counter, b.ncpu)
 	for _, id := range ids {
-		if err := b.svccnt.Lookup(id, &per); err != nil {
-			return nil, fmt.Errorf("%s: %w", MapSvcCounters, err)
+		if err := m.Lookup(id, &per); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		var sum Counter
 		for _, c := range per {

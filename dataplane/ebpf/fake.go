@@ -228,6 +228,16 @@ func (f *Fake) Drops() ([len(DropReasons)]uint64, error) {
 	return f.DropCount, nil
 }
 
+func (f *Fake) BackendCounters(ids []uint32) (map[uint32]Counter, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[uint32]Counter, len(ids))
+	for _, id := range ids {
+		out[id] = f.BECount[id]
+	}
+	return out, nil
+}
+
 func (f *Fake) ConntrackEntries() (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

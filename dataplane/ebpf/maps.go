@@ -65,6 +65,8 @@ type Maps interface {
 	Snapshot() (*Snapshot, error)
 	// SetCounters returns the counters of backend sets, summed over CPUs.
 	SetCounters(ids []uint32) (map[uint32]Counter, error)
+	// BackendCounters returns the counters of backends, summed over CPUs.
+	BackendCounters(ids []uint32) (map[uint32]Counter, error)
 	// ConntrackEntries counts conntrack entries.
 	ConntrackEntries() (int, error)
 	// Drops returns the datapath's drop counters, summed over CPUs and

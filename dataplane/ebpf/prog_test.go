@@ -166,6 +166,7 @@ func TestTCServiceNAT(t *testing.T) {
 			if c := cnt[ids[0]]; c.Packets != 1 || c.Bytes != uint64(len(in)) {
 				t.Errorf("service counter: got %d packets %d bytes, want 1 and %d", c.Packets, c.Bytes, len(in))
 			}
+			e.expectBackendCounter(t, beLocal, 8080, 1, uint64(len(in)))
 		})
 	}
 }
@@ -233,6 +234,29 @@ func TestTCAffinity(t *testing.T) {
 				t.Errorf("40 connections used %d backends; want all on one: %v", len(seen), tc.wantSame)
 			}
 		})
+	}
+}
+
+// expectBackendCounter checks the per-backend counter of addr:port.
+func (e *lbEnv) expectBackendCounter(t *testing.T, addr netip.Addr, port uint16, packets, bytes uint64) {
+	t.Helper()
+	var ids []uint32
+	if err := forEach(e.maps.be, func(id uint32, b Backend) {
+		if b.Addr == be32(addr) && b.Port == be16(port) {
+			ids = append(ids, id)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 1 {
+		t.Fatalf("backend %s:%d: %d ids, want 1", addr, port, len(ids))
+	}
+	cnt, err := e.maps.BackendCounters(ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cnt[ids[0]]; c.Packets != packets || c.Bytes != bytes {
+		t.Errorf("backend %s:%d counter: got %d packets %d bytes, want %d and %d", addr, port, c.Packets, c.Bytes, packets, bytes)
 	}
 }
 

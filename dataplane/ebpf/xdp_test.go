@@ -45,10 +45,12 @@ func TestXDPLocalBackend(t *testing.T) {
 			e.program(t, []*dataplane.ServicePort{sp}, map[dataplane.ServicePortName][]dataplane.Endpoint{
 				sp.Name: {ep(beLocal, 8080, true)},
 			})
-			ret, out := e.runXDP(t, buildPacket(pktSpec{src: extCli, dst: nodeIP, sport: 50000, dport: 30080, proto: protoTCP}), 0)
+			in := buildPacket(pktSpec{src: extCli, dst: nodeIP, sport: 50000, dport: 30080, proto: protoTCP})
+			ret, out := e.runXDP(t, in, 0)
 			if ret != xdpPass {
 				t.Fatalf("got verdict %d, want XDP_PASS (%d)", ret, xdpPass)
 			}
+			e.expectBackendCounter(t, beLocal, 8080, 1, uint64(len(in)))
 			p := parsePacket(t, out)
 			if p.src != extCli || p.dst != beLocal || p.dport != 8080 || p.sport != 50000 {
 				t.Errorf("DNAT: got %s:%d -> %s:%d, want client kept, -> %s:8080", p.src, p.sport, p.dst, p.dport, beLocal)
