@@ -10,8 +10,6 @@
 /* The node's IPv4 address used as the source of SNATed NodePort traffic
  * (network byte order). */
 volatile const __be32 cfg_node_ip = 0;
-/* Maglev table size M (a prime); inner maps of skf_mglv_v2 have M entries. */
-volatile const __u32 cfg_maglev_size = 16381;
 /* Source port range for SNAT, host byte order, inclusive. */
 volatile const __u32 cfg_snat_min = 40000;
 volatile const __u32 cfg_snat_max = 60999;

@@ -41,14 +41,20 @@ static __always_inline __u32 lb_slot(__u32 id, __u32 slot)
 	return be ? *be : 0;
 }
 
-/* Maglev: the backend at hash mod M in the set's lookup table. */
-static __always_inline __u32 lb_maglev(__u32 id, __u32 hash)
+/* Maglev: the backend at hash mod M in the set's lookup table, M the
+ * table size the frontend carries. 0 when there is no entry: no table, or,
+ * for the moment a set changes table size, a frontend and a table that
+ * disagree (the caller then picks by hashed slot). */
+static __always_inline __u32 lb_maglev(const struct lb_svc_val *svc, __u32 hash)
 {
-	__u32 idx = hash % cfg_maglev_size;
+	__u32 id = svc->id, m = svc->maglev_size, idx;
 	__u32 *be;
 	void *table;
 
-	table = bpf_map_lookup_elem(&skf_mglv_v2, &id);
+	if (!m)
+		return 0;
+	idx = hash % m;
+	table = bpf_map_lookup_elem(&skf_mglv_v3, &id);
 	if (!table)
 		return 0;
 	be = bpf_map_lookup_elem(table, &idx);
@@ -97,9 +103,12 @@ static __always_inline __u32 lb_select(const struct lb_svc_val *svc, __u64 clien
 	 * remembered with its slot, so affinity services use hashed slots. */
 	if (how == LB_PICK_MAGLEV) {
 		if ((svc->flags & (SVC_F_MAGLEV | SVC_F_AFFINITY)) == SVC_F_MAGLEV) {
-			if (slotp)
-				*slotp = NO_SLOT;
-			return lb_maglev(svc->id, hash);
+			be = lb_maglev(svc, hash);
+			if (be) {
+				if (slotp)
+					*slotp = NO_SLOT;
+				return be;
+			}
 		}
 		how = LB_PICK_HASH;
 	}

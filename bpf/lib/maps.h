@@ -49,7 +49,7 @@ struct lb_svc_val {
 	__u16 count; /* backends for new connections: slots 0..count-1 */
 	__u16 flags;
 	__u32 affinity_timeout; /* seconds, for SVC_F_AFFINITY */
-	__u32 pad;
+	__u32 maglev_size; /* entries of the set's Maglev table (SVC_F_MAGLEV) */
 };
 
 /* Backend slot of a backend set: (id, slot) -> backend id. */
@@ -275,17 +275,20 @@ struct {
 } skf_drop_v1 SEC(".maps");
 
 /* Maglev lookup tables, one inner array per backend set that has external
- * frontends; the inner size is the Maglev table size M (a prime) and is the
- * same for every inner map (set by the loader). Inner maps are
- * memory-mappable: userspace rewrites the entries that moved when a backend
- * comes or goes with one aligned 32-bit store each (atomic to a reader),
- * instead of a batch of map updates (v2; v1 had plain inner arrays). */
+ * frontends. An inner map's size is its set's table size M, a prime above
+ * 100 times the set's backends (at least the configured size), which the
+ * frontends carry in maglev_size: inner maps of different sizes share the
+ * outer map (BPF_F_INNER_MAP), and lookups are bounds-checked at run time.
+ * Inner maps are memory-mappable: userspace rewrites the entries that moved
+ * when a backend comes or goes with one aligned 32-bit store each (atomic
+ * to a reader), instead of a batch of map updates. (v3: per-set sizes; v2
+ * had one size for all.) */
 struct maglev_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 16381);
 	__type(key, __u32);
 	__type(value, __u32);
-	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(map_flags, BPF_F_MMAPABLE | BPF_F_INNER_MAP);
 };
 
 struct {
@@ -294,6 +297,6 @@ struct {
 	__type(key, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__array(values, struct maglev_inner);
-} skf_mglv_v2 SEC(".maps");
+} skf_mglv_v3 SEC(".maps");
 
 #endif /* SKIFF_MAPS_H */

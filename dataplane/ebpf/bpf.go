@@ -109,9 +109,8 @@ func loadObjects(o loadOptions) (*objects, error) {
 			}
 		}
 		vars := map[string]any{
-			"cfg_maglev_size": o.MaglevSize,
-			"cfg_snat_min":    uint32(o.SNATMin),
-			"cfg_snat_max":    uint32(o.SNATMax),
+			"cfg_snat_min": uint32(o.SNATMin),
+			"cfg_snat_max": uint32(o.SNATMax),
 		}
 		if o.NodeIP.Is4() {
 			vars["cfg_node_ip"] = be32(o.NodeIP)
@@ -307,16 +306,13 @@ func (b *Bpf) SetMaglev(id uint32, table []uint32) error {
 	if b.inner == nil {
 		return fmt.Errorf("%s: no inner map spec", MapMaglev)
 	}
-	if len(table) != int(b.inner.MaxEntries) {
-		return fmt.Errorf("%s: table of %d entries, inner maps hold %d", MapMaglev, len(table), b.inner.MaxEntries)
-	}
 	// A table this process installed: Maglev moves few entries when a
 	// backend comes or goes, so rewrite only those, in place through the
 	// inner map's memory mapping. Each entry is one aligned 32-bit store,
 	// which a program reading it sees whole; every backend named during
 	// the change is valid, so any mix of old and new entries is a valid
 	// table.
-	if cur := b.tables[id]; cur != nil {
+	if cur := b.tables[id]; cur != nil && len(cur.entries) == len(table)*arrayStride {
 		for i, v := range table {
 			if e := &cur.entries[i*arrayStride]; *e != v {
 				atomic.StoreUint32(e, v)
@@ -324,8 +320,13 @@ func (b *Bpf) SetMaglev(id uint32, table []uint32) error {
 		}
 		return nil
 	}
-	// Otherwise a new inner map, filled, then swapped in atomically.
-	t, err := newInstalledTable(b.inner)
+	// Otherwise (a new set, or its table changes size) a new inner map,
+	// filled, then swapped in atomically. Until the frontends carry the
+	// new size, lookups with the old one still find valid backends or
+	// fall back to hashed slots.
+	spec := b.inner.Copy()
+	spec.MaxEntries = uint32(len(table))
+	t, err := newInstalledTable(spec)
 	if err != nil {
 		return err
 	}

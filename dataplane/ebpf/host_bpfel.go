@@ -16,11 +16,10 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	hostProgSkiffUplink  = "skiff_uplink"
-	hostVarCfgMaglevSize = "cfg_maglev_size"
-	hostVarCfgNodeIp     = "cfg_node_ip"
-	hostVarCfgSnatMax    = "cfg_snat_max"
-	hostVarCfgSnatMin    = "cfg_snat_min"
+	hostProgSkiffUplink = "skiff_uplink"
+	hostVarCfgNodeIp    = "cfg_node_ip"
+	hostVarCfgSnatMax   = "cfg_snat_max"
+	hostVarCfgSnatMin   = "cfg_snat_min"
 )
 
 // loadHost returns the embedded CollectionSpec for host.
@@ -78,10 +77,9 @@ type hostMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type hostVariableSpecs struct {
-	CfgMaglevSize *ebpf.VariableSpec `ebpf:"cfg_maglev_size"`
-	CfgNodeIp     *ebpf.VariableSpec `ebpf:"cfg_node_ip"`
-	CfgSnatMax    *ebpf.VariableSpec `ebpf:"cfg_snat_max"`
-	CfgSnatMin    *ebpf.VariableSpec `ebpf:"cfg_snat_min"`
+	CfgNodeIp  *ebpf.VariableSpec `ebpf:"cfg_node_ip"`
+	CfgSnatMax *ebpf.VariableSpec `ebpf:"cfg_snat_max"`
+	CfgSnatMin *ebpf.VariableSpec `ebpf:"cfg_snat_min"`
 }
 
 // hostObjects contains all objects after they have been loaded into the kernel.
@@ -114,10 +112,9 @@ func (m *hostMaps) Close() error {
 //
 // It can be passed to loadHostObjects or ebpf.CollectionSpec.LoadAndAssign.
 type hostVariables struct {
-	CfgMaglevSize *ebpf.Variable `ebpf:"cfg_maglev_size"`
-	CfgNodeIp     *ebpf.Variable `ebpf:"cfg_node_ip"`
-	CfgSnatMax    *ebpf.Variable `ebpf:"cfg_snat_max"`
-	CfgSnatMin    *ebpf.Variable `ebpf:"cfg_snat_min"`
+	CfgNodeIp  *ebpf.Variable `ebpf:"cfg_node_ip"`
+	CfgSnatMax *ebpf.Variable `ebpf:"cfg_snat_max"`
+	CfgSnatMin *ebpf.Variable `ebpf:"cfg_snat_min"`
 }
 
 // hostPrograms contains all programs after they have been loaded into the kernel.

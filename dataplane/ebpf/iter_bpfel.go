@@ -21,7 +21,7 @@ const (
 	iterMapSkfBecntV1  = "skf_becnt_v1"
 	iterMapSkfCtV1     = "skf_ct_v1"
 	iterMapSkfDropV1   = "skf_drop_v1"
-	iterMapSkfMglvV2   = "skf_mglv_v2"
+	iterMapSkfMglvV3   = "skf_mglv_v3"
 	iterMapSkfNetnsV1  = "skf_netns_v1"
 	iterMapSkfSkV1     = "skf_sk_v1"
 	iterMapSkfSlotV1   = "skf_slot_v1"
@@ -85,7 +85,7 @@ type iterMapSpecs struct {
 	SkfBecntV1  *ebpf.MapSpec `ebpf:"skf_becnt_v1"`
 	SkfCtV1     *ebpf.MapSpec `ebpf:"skf_ct_v1"`
 	SkfDropV1   *ebpf.MapSpec `ebpf:"skf_drop_v1"`
-	SkfMglvV2   *ebpf.MapSpec `ebpf:"skf_mglv_v2"`
+	SkfMglvV3   *ebpf.MapSpec `ebpf:"skf_mglv_v3"`
 	SkfNetnsV1  *ebpf.MapSpec `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.MapSpec `ebpf:"skf_sk_v1"`
 	SkfSlotV1   *ebpf.MapSpec `ebpf:"skf_slot_v1"`
@@ -125,7 +125,7 @@ type iterMaps struct {
 	SkfBecntV1  *ebpf.Map `ebpf:"skf_becnt_v1"`
 	SkfCtV1     *ebpf.Map `ebpf:"skf_ct_v1"`
 	SkfDropV1   *ebpf.Map `ebpf:"skf_drop_v1"`
-	SkfMglvV2   *ebpf.Map `ebpf:"skf_mglv_v2"`
+	SkfMglvV3   *ebpf.Map `ebpf:"skf_mglv_v3"`
 	SkfNetnsV1  *ebpf.Map `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.Map `ebpf:"skf_sk_v1"`
 	SkfSlotV1   *ebpf.Map `ebpf:"skf_slot_v1"`
@@ -141,7 +141,7 @@ func (m *iterMaps) Close() error {
 		m.SkfBecntV1,
 		m.SkfCtV1,
 		m.SkfDropV1,
-		m.SkfMglvV2,
+		m.SkfMglvV3,
 		m.SkfNetnsV1,
 		m.SkfSkV1,
 		m.SkfSlotV1,

@@ -86,7 +86,7 @@ type lxcLbSvcVal struct {
 	Count           uint16
 	Flags           uint16
 	AffinityTimeout uint32
-	Pad             uint32
+	MaglevSize      uint32
 }
 
 type lxcSkKey struct {
@@ -121,7 +121,7 @@ const (
 	lxcMapSkfBecntV1    = "skf_becnt_v1"
 	lxcMapSkfCtV1       = "skf_ct_v1"
 	lxcMapSkfDropV1     = "skf_drop_v1"
-	lxcMapSkfMglvV2     = "skf_mglv_v2"
+	lxcMapSkfMglvV3     = "skf_mglv_v3"
 	lxcMapSkfNetnsV1    = "skf_netns_v1"
 	lxcMapSkfSkV1       = "skf_sk_v1"
 	lxcMapSkfSlotV1     = "skf_slot_v1"
@@ -130,7 +130,6 @@ const (
 	lxcMapSkfSvccntV1   = "skf_svccnt_v1"
 	lxcProgSkiffFromPod = "skiff_from_pod"
 	lxcProgSkiffToPod   = "skiff_to_pod"
-	lxcVarCfgMaglevSize = "cfg_maglev_size"
 	lxcVarCfgNodeIp     = "cfg_node_ip"
 	lxcVarCfgSnatMax    = "cfg_snat_max"
 	lxcVarCfgSnatMin    = "cfg_snat_min"
@@ -191,7 +190,7 @@ type lxcMapSpecs struct {
 	SkfBecntV1  *ebpf.MapSpec `ebpf:"skf_becnt_v1"`
 	SkfCtV1     *ebpf.MapSpec `ebpf:"skf_ct_v1"`
 	SkfDropV1   *ebpf.MapSpec `ebpf:"skf_drop_v1"`
-	SkfMglvV2   *ebpf.MapSpec `ebpf:"skf_mglv_v2"`
+	SkfMglvV3   *ebpf.MapSpec `ebpf:"skf_mglv_v3"`
 	SkfNetnsV1  *ebpf.MapSpec `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.MapSpec `ebpf:"skf_sk_v1"`
 	SkfSlotV1   *ebpf.MapSpec `ebpf:"skf_slot_v1"`
@@ -204,10 +203,9 @@ type lxcMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lxcVariableSpecs struct {
-	CfgMaglevSize *ebpf.VariableSpec `ebpf:"cfg_maglev_size"`
-	CfgNodeIp     *ebpf.VariableSpec `ebpf:"cfg_node_ip"`
-	CfgSnatMax    *ebpf.VariableSpec `ebpf:"cfg_snat_max"`
-	CfgSnatMin    *ebpf.VariableSpec `ebpf:"cfg_snat_min"`
+	CfgNodeIp  *ebpf.VariableSpec `ebpf:"cfg_node_ip"`
+	CfgSnatMax *ebpf.VariableSpec `ebpf:"cfg_snat_max"`
+	CfgSnatMin *ebpf.VariableSpec `ebpf:"cfg_snat_min"`
 }
 
 // lxcObjects contains all objects after they have been loaded into the kernel.
@@ -235,7 +233,7 @@ type lxcMaps struct {
 	SkfBecntV1  *ebpf.Map `ebpf:"skf_becnt_v1"`
 	SkfCtV1     *ebpf.Map `ebpf:"skf_ct_v1"`
 	SkfDropV1   *ebpf.Map `ebpf:"skf_drop_v1"`
-	SkfMglvV2   *ebpf.Map `ebpf:"skf_mglv_v2"`
+	SkfMglvV3   *ebpf.Map `ebpf:"skf_mglv_v3"`
 	SkfNetnsV1  *ebpf.Map `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.Map `ebpf:"skf_sk_v1"`
 	SkfSlotV1   *ebpf.Map `ebpf:"skf_slot_v1"`
@@ -251,7 +249,7 @@ func (m *lxcMaps) Close() error {
 		m.SkfBecntV1,
 		m.SkfCtV1,
 		m.SkfDropV1,
-		m.SkfMglvV2,
+		m.SkfMglvV3,
 		m.SkfNetnsV1,
 		m.SkfSkV1,
 		m.SkfSlotV1,
@@ -265,10 +263,9 @@ func (m *lxcMaps) Close() error {
 //
 // It can be passed to loadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lxcVariables struct {
-	CfgMaglevSize *ebpf.Variable `ebpf:"cfg_maglev_size"`
-	CfgNodeIp     *ebpf.Variable `ebpf:"cfg_node_ip"`
-	CfgSnatMax    *ebpf.Variable `ebpf:"cfg_snat_max"`
-	CfgSnatMin    *ebpf.Variable `ebpf:"cfg_snat_min"`
+	CfgNodeIp  *ebpf.Variable `ebpf:"cfg_node_ip"`
+	CfgSnatMax *ebpf.Variable `ebpf:"cfg_snat_max"`
+	CfgSnatMin *ebpf.Variable `ebpf:"cfg_snat_min"`
 }
 
 // lxcPrograms contains all programs after they have been loaded into the kernel.

@@ -22,7 +22,7 @@ const (
 	MapNetNS        = "skf_netns_v1"
 	MapSvcCounters  = "skf_svccnt_v1"
 	MapBackendCount = "skf_becnt_v1"
-	MapMaglev       = "skf_mglv_v2"
+	MapMaglev       = "skf_mglv_v3"
 	MapDrops        = "skf_drop_v1"
 	MapSocketGC     = "skf_sockgc_v1"
 )

@@ -54,9 +54,9 @@ type Config struct {
 	CgroupPath string
 	// MapSizes are the maps' capacities (zero fields: defaults).
 	MapSizes MapSizes
-	// MaglevSize is the Maglev table size M, a prime (default
-	// DefaultMaglevSize); sets with more than M/100 backends are
-	// balanced less evenly.
+	// MaglevSize is the smallest Maglev table size M, a prime (default
+	// DefaultMaglevSize); sets with more than M/100 backends get a
+	// larger prime, above 100 times their backend count.
 	MaglevSize uint32
 	// SNATPortMin..SNATPortMax are the source ports of NodePort traffic
 	// SNATed to a remote backend (default 40000-60999).

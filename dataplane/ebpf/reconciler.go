@@ -83,6 +83,7 @@ func (ps *portState) hasEndpoint(k beKey) bool {
 type setState struct {
 	slots       []uint32 // backend ids by slot
 	maglev      []uint32 // slots the installed Maglev table was built from
+	maglevSize  uint32   // entries of the installed Maglev table
 	hasMaglev   bool
 	maglevStale bool // a table exists but its input is unknown (restart)
 }
@@ -412,12 +413,14 @@ func (r *reconciler) frontendsFor(sp *dataplane.ServicePort, proto uint8, ps *po
 		if len(st.slots) == 0 && hasEndpoints {
 			f |= SvcFlagDrop
 		}
+		var msize uint32
 		if scope == ScopeExternal && st.hasMaglev {
 			f |= SvcFlagMaglev
+			msize = st.maglevSize
 		}
 		out = append(out, frontend{
 			key: SvcKey{Addr: be32(addr), Port: be16(port), Proto: proto, Scope: scope},
-			val: SvcVal{Id: set, Count: uint16(len(st.slots)), Flags: f, AffinityTimeout: sp.AffinityTimeoutSeconds},
+			val: SvcVal{Id: set, Count: uint16(len(st.slots)), Flags: f, AffinityTimeout: sp.AffinityTimeoutSeconds, MaglevSize: msize},
 		})
 	}
 	internal := ps.cluster
@@ -496,11 +499,11 @@ func (r *reconciler) planSet(p *plan, id uint32, ids []uint32, wantMaglev bool) 
 			return 0, err
 		}
 		p.maglev[id] = table
-		st.hasMaglev, st.maglevStale = true, false
+		st.hasMaglev, st.maglevStale, st.maglevSize = true, false, uint32(len(table))
 		st.maglev = slots // st.slots is replaced, never modified
 	case !wantMaglev && st.hasMaglev:
 		p.maglevDel = append(p.maglevDel, id)
-		st.hasMaglev, st.maglevStale, st.maglev = false, false, nil
+		st.hasMaglev, st.maglevStale, st.maglev, st.maglevSize = false, false, nil, 0
 	}
 	return id, nil
 }
@@ -514,14 +517,35 @@ func (r *reconciler) maglevTable(slots []uint32) ([]uint32, error) {
 		names = append(names, r.byID.get(id).maglevName())
 	}
 	r.maglevNames = names[:0]
-	if n := uint64(len(slots)) * maglev.MinSlotsPerBackend; n >= r.maglevSize {
-		r.log.Warn("maglev table small for backend count", "backends", len(slots), "table", r.maglevSize)
-	}
-	table := make([]uint32, r.maglevSize)
+	table := make([]uint32, r.maglevSizeFor(len(slots)))
 	if _, err := r.maglev.Fill(table, names, slots, nil); err != nil {
 		return nil, fmt.Errorf("maglev table: %w", err)
 	}
 	return table, nil
+}
+
+// maxMaglevSize bounds a set's Maglev table: 1,048,573 entries, 8 MiB of
+// inner map (array elements take 8 bytes), room for 10,485 backends at
+// more than 100 slots each.
+const maxMaglevSize = 1048573
+
+// maglevSizeFor returns the Maglev table size M for a set of n backends:
+// the configured size, or the smallest of maglev.Sizes above 100 times n
+// when that is larger, so that every backend gets more than 100 slots
+// (its share within 1% of the ideal) however large the Service. Sizes
+// grow in steps of about 2x, so a set changes size (a new table; others
+// are patched in place) only when its backend count doubles or halves
+// across a step. Every node picks the same size for the same backends.
+func (r *reconciler) maglevSizeFor(n int) uint64 {
+	m := maglev.SizeFor(n)
+	if m <= r.maglevSize {
+		return r.maglevSize
+	}
+	if m > maxMaglevSize {
+		r.log.Warn("maglev table at its largest size; backends get fewer than 100 slots each", "backends", n, "table", maxMaglevSize)
+		return maxMaglevSize
+	}
+	return m
 }
 
 // maglevName is the backend's Maglev id, "addr:port/proto", built once.

@@ -499,8 +499,15 @@ func TestReconcilerMaglevSameOnEveryNode(t *testing.T) {
 	}
 	ids1, addrs1 := table(n1.fake)
 	ids2, addrs2 := table(n2.fake)
-	if len(addrs1) != 251 {
-		t.Fatalf("table size %d, want 251", len(addrs1))
+	// 7 backends: more than 100 slots each, so larger than the configured
+	// 251; the external frontends carry the size.
+	if len(addrs1) != 1021 {
+		t.Fatalf("table size %d, want 1021 (the smallest listed prime above 700)", len(addrs1))
+	}
+	for k, v := range n1.fake.Services {
+		if k.Scope == ScopeExternal && v.MaglevSize != uint32(len(addrs1)) {
+			t.Errorf("external frontend %+v: maglev size %d, want %d", k, v.MaglevSize, len(addrs1))
+		}
 	}
 	if slices.Equal(ids1, ids2) {
 		t.Fatal("both nodes numbered the backends alike; the test needs them to differ")

@@ -21,7 +21,7 @@ const (
 	sockMapSkfBecntV1         = "skf_becnt_v1"
 	sockMapSkfCtV1            = "skf_ct_v1"
 	sockMapSkfDropV1          = "skf_drop_v1"
-	sockMapSkfMglvV2          = "skf_mglv_v2"
+	sockMapSkfMglvV3          = "skf_mglv_v3"
 	sockMapSkfNetnsV1         = "skf_netns_v1"
 	sockMapSkfSkV1            = "skf_sk_v1"
 	sockMapSkfSlotV1          = "skf_slot_v1"
@@ -32,7 +32,6 @@ const (
 	sockProgSkiffGetpeername4 = "skiff_getpeername4"
 	sockProgSkiffRecvmsg4     = "skiff_recvmsg4"
 	sockProgSkiffSendmsg4     = "skiff_sendmsg4"
-	sockVarCfgMaglevSize      = "cfg_maglev_size"
 	sockVarCfgNodeIp          = "cfg_node_ip"
 	sockVarCfgSnatMax         = "cfg_snat_max"
 	sockVarCfgSnatMin         = "cfg_snat_min"
@@ -95,7 +94,7 @@ type sockMapSpecs struct {
 	SkfBecntV1  *ebpf.MapSpec `ebpf:"skf_becnt_v1"`
 	SkfCtV1     *ebpf.MapSpec `ebpf:"skf_ct_v1"`
 	SkfDropV1   *ebpf.MapSpec `ebpf:"skf_drop_v1"`
-	SkfMglvV2   *ebpf.MapSpec `ebpf:"skf_mglv_v2"`
+	SkfMglvV3   *ebpf.MapSpec `ebpf:"skf_mglv_v3"`
 	SkfNetnsV1  *ebpf.MapSpec `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.MapSpec `ebpf:"skf_sk_v1"`
 	SkfSlotV1   *ebpf.MapSpec `ebpf:"skf_slot_v1"`
@@ -108,10 +107,9 @@ type sockMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockVariableSpecs struct {
-	CfgMaglevSize *ebpf.VariableSpec `ebpf:"cfg_maglev_size"`
-	CfgNodeIp     *ebpf.VariableSpec `ebpf:"cfg_node_ip"`
-	CfgSnatMax    *ebpf.VariableSpec `ebpf:"cfg_snat_max"`
-	CfgSnatMin    *ebpf.VariableSpec `ebpf:"cfg_snat_min"`
+	CfgNodeIp  *ebpf.VariableSpec `ebpf:"cfg_node_ip"`
+	CfgSnatMax *ebpf.VariableSpec `ebpf:"cfg_snat_max"`
+	CfgSnatMin *ebpf.VariableSpec `ebpf:"cfg_snat_min"`
 }
 
 // sockObjects contains all objects after they have been loaded into the kernel.
@@ -139,7 +137,7 @@ type sockMaps struct {
 	SkfBecntV1  *ebpf.Map `ebpf:"skf_becnt_v1"`
 	SkfCtV1     *ebpf.Map `ebpf:"skf_ct_v1"`
 	SkfDropV1   *ebpf.Map `ebpf:"skf_drop_v1"`
-	SkfMglvV2   *ebpf.Map `ebpf:"skf_mglv_v2"`
+	SkfMglvV3   *ebpf.Map `ebpf:"skf_mglv_v3"`
 	SkfNetnsV1  *ebpf.Map `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.Map `ebpf:"skf_sk_v1"`
 	SkfSlotV1   *ebpf.Map `ebpf:"skf_slot_v1"`
@@ -155,7 +153,7 @@ func (m *sockMaps) Close() error {
 		m.SkfBecntV1,
 		m.SkfCtV1,
 		m.SkfDropV1,
-		m.SkfMglvV2,
+		m.SkfMglvV3,
 		m.SkfNetnsV1,
 		m.SkfSkV1,
 		m.SkfSlotV1,
@@ -169,10 +167,9 @@ func (m *sockMaps) Close() error {
 //
 // It can be passed to loadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockVariables struct {
-	CfgMaglevSize *ebpf.Variable `ebpf:"cfg_maglev_size"`
-	CfgNodeIp     *ebpf.Variable `ebpf:"cfg_node_ip"`
-	CfgSnatMax    *ebpf.Variable `ebpf:"cfg_snat_max"`
-	CfgSnatMin    *ebpf.Variable `ebpf:"cfg_snat_min"`
+	CfgNodeIp  *ebpf.Variable `ebpf:"cfg_node_ip"`
+	CfgSnatMax *ebpf.Variable `ebpf:"cfg_snat_max"`
+	CfgSnatMin *ebpf.Variable `ebpf:"cfg_snat_min"`
 }
 
 // sockPrograms contains all programs after they have been loaded into the kernel.

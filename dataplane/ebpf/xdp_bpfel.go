@@ -16,23 +16,22 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	xdpMapSkfAffV1      = "skf_aff_v1"
-	xdpMapSkfBeV1       = "skf_be_v1"
-	xdpMapSkfBecntV1    = "skf_becnt_v1"
-	xdpMapSkfCtV1       = "skf_ct_v1"
-	xdpMapSkfDropV1     = "skf_drop_v1"
-	xdpMapSkfMglvV2     = "skf_mglv_v2"
-	xdpMapSkfNetnsV1    = "skf_netns_v1"
-	xdpMapSkfSkV1       = "skf_sk_v1"
-	xdpMapSkfSlotV1     = "skf_slot_v1"
-	xdpMapSkfSockgcV1   = "skf_sockgc_v1"
-	xdpMapSkfSvcV1      = "skf_svc_v1"
-	xdpMapSkfSvccntV1   = "skf_svccnt_v1"
-	xdpProgSkiffXdp     = "skiff_xdp"
-	xdpVarCfgMaglevSize = "cfg_maglev_size"
-	xdpVarCfgNodeIp     = "cfg_node_ip"
-	xdpVarCfgSnatMax    = "cfg_snat_max"
-	xdpVarCfgSnatMin    = "cfg_snat_min"
+	xdpMapSkfAffV1    = "skf_aff_v1"
+	xdpMapSkfBeV1     = "skf_be_v1"
+	xdpMapSkfBecntV1  = "skf_becnt_v1"
+	xdpMapSkfCtV1     = "skf_ct_v1"
+	xdpMapSkfDropV1   = "skf_drop_v1"
+	xdpMapSkfMglvV3   = "skf_mglv_v3"
+	xdpMapSkfNetnsV1  = "skf_netns_v1"
+	xdpMapSkfSkV1     = "skf_sk_v1"
+	xdpMapSkfSlotV1   = "skf_slot_v1"
+	xdpMapSkfSockgcV1 = "skf_sockgc_v1"
+	xdpMapSkfSvcV1    = "skf_svc_v1"
+	xdpMapSkfSvccntV1 = "skf_svccnt_v1"
+	xdpProgSkiffXdp   = "skiff_xdp"
+	xdpVarCfgNodeIp   = "cfg_node_ip"
+	xdpVarCfgSnatMax  = "cfg_snat_max"
+	xdpVarCfgSnatMin  = "cfg_snat_min"
 )
 
 // loadXdp returns the embedded CollectionSpec for xdp.
@@ -89,7 +88,7 @@ type xdpMapSpecs struct {
 	SkfBecntV1  *ebpf.MapSpec `ebpf:"skf_becnt_v1"`
 	SkfCtV1     *ebpf.MapSpec `ebpf:"skf_ct_v1"`
 	SkfDropV1   *ebpf.MapSpec `ebpf:"skf_drop_v1"`
-	SkfMglvV2   *ebpf.MapSpec `ebpf:"skf_mglv_v2"`
+	SkfMglvV3   *ebpf.MapSpec `ebpf:"skf_mglv_v3"`
 	SkfNetnsV1  *ebpf.MapSpec `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.MapSpec `ebpf:"skf_sk_v1"`
 	SkfSlotV1   *ebpf.MapSpec `ebpf:"skf_slot_v1"`
@@ -102,10 +101,9 @@ type xdpMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpVariableSpecs struct {
-	CfgMaglevSize *ebpf.VariableSpec `ebpf:"cfg_maglev_size"`
-	CfgNodeIp     *ebpf.VariableSpec `ebpf:"cfg_node_ip"`
-	CfgSnatMax    *ebpf.VariableSpec `ebpf:"cfg_snat_max"`
-	CfgSnatMin    *ebpf.VariableSpec `ebpf:"cfg_snat_min"`
+	CfgNodeIp  *ebpf.VariableSpec `ebpf:"cfg_node_ip"`
+	CfgSnatMax *ebpf.VariableSpec `ebpf:"cfg_snat_max"`
+	CfgSnatMin *ebpf.VariableSpec `ebpf:"cfg_snat_min"`
 }
 
 // xdpObjects contains all objects after they have been loaded into the kernel.
@@ -133,7 +131,7 @@ type xdpMaps struct {
 	SkfBecntV1  *ebpf.Map `ebpf:"skf_becnt_v1"`
 	SkfCtV1     *ebpf.Map `ebpf:"skf_ct_v1"`
 	SkfDropV1   *ebpf.Map `ebpf:"skf_drop_v1"`
-	SkfMglvV2   *ebpf.Map `ebpf:"skf_mglv_v2"`
+	SkfMglvV3   *ebpf.Map `ebpf:"skf_mglv_v3"`
 	SkfNetnsV1  *ebpf.Map `ebpf:"skf_netns_v1"`
 	SkfSkV1     *ebpf.Map `ebpf:"skf_sk_v1"`
 	SkfSlotV1   *ebpf.Map `ebpf:"skf_slot_v1"`
@@ -149,7 +147,7 @@ func (m *xdpMaps) Close() error {
 		m.SkfBecntV1,
 		m.SkfCtV1,
 		m.SkfDropV1,
-		m.SkfMglvV2,
+		m.SkfMglvV3,
 		m.SkfNetnsV1,
 		m.SkfSkV1,
 		m.SkfSlotV1,
@@ -163,10 +161,9 @@ func (m *xdpMaps) Close() error {
 //
 // It can be passed to loadXdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpVariables struct {
-	CfgMaglevSize *ebpf.Variable `ebpf:"cfg_maglev_size"`
-	CfgNodeIp     *ebpf.Variable `ebpf:"cfg_node_ip"`
-	CfgSnatMax    *ebpf.Variable `ebpf:"cfg_snat_max"`
-	CfgSnatMin    *ebpf.Variable `ebpf:"cfg_snat_min"`
+	CfgNodeIp  *ebpf.Variable `ebpf:"cfg_node_ip"`
+	CfgSnatMax *ebpf.Variable `ebpf:"cfg_snat_max"`
+	CfgSnatMin *ebpf.Variable `ebpf:"cfg_snat_min"`
 }
 
 // xdpPrograms contains all programs after they have been loaded into the kernel.

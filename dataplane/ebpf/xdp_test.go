@@ -150,17 +150,22 @@ func TestXDPMaglev(t *testing.T) {
 	e := newLBEnv(t)
 	sp := nodePortSvc("np", v1.ProtocolTCP, 30080)
 	var eps []dataplane.Endpoint
-	for i := 0; i < 5; i++ {
+	for i := 0; i < 9; i++ {
 		eps = append(eps, ep(netip.AddrFrom4([4]byte{10, 244, 1, byte(40 + i)}), 8080, true))
 	}
-	// The table is installed, then updated in place when a backend goes:
-	// XDP follows Maglev's table both times.
-	for _, n := range []int{5, 4} {
+	// The table is installed (509 entries for 5 backends), updated in
+	// place when a backend goes, replaced by a larger one (1,021) for 9
+	// backends and by the configured 251 for 2: XDP follows Maglev's
+	// table each time.
+	for _, n := range []int{5, 4, 9, 2} {
 		e.program(t, []*dataplane.ServicePort{sp}, map[dataplane.ServicePortName][]dataplane.Endpoint{sp.Name: eps[:n]})
 		ext := e.rec.ports[sp.Name].cluster
 		table, err := e.rec.maglevTable(e.rec.sets.get(ext).slots)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if want := map[int]int{5: 509, 4: 509, 9: 1021, 2: 251}[n]; len(table) != want {
+			t.Fatalf("%d backends: table of %d entries, want %d", n, len(table), want)
 		}
 		for port := uint16(50000); port < 50050; port++ {
 			_, out := e.runXDP(t, buildPacket(pktSpec{src: extCli, dst: nodeIP, sport: port + uint16(100*n), dport: 30080, proto: protoTCP}), 0)
