@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/skiff-project/skiff/dataplane"
 	"github.com/skiff-project/skiff/dataplane/testbed"
 )
 
@@ -319,5 +320,50 @@ func TestProviderRestartKeepsConnections(t *testing.T) {
 	}
 	if r, err := c.Request(ctx, client.NS, "tcp", netip.MustParseAddrPort("10.96.0.10:80")); err != nil || r.Server != backend.Name {
 		t.Fatalf("new connection after restart: %v %v", r, err)
+	}
+}
+
+// A full map is a reported error and a metric, never a crash: ten
+// Services into a frontend map of four.
+func TestProviderMapFullIsReported(t *testing.T) {
+	sizes := MapSizes{Services: 4}
+	reg := prometheus.NewRegistry()
+	p, err := New(Config{Node: dataplane.NodeConfig{Name: "n1", NodeIPs: []netip.Addr{netip.MustParseAddr("192.168.50.2")}},
+		Maps: NewFake(sizes), MapSizes: sizes, Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i := range 10 {
+		ip := fmt.Sprintf("10.96.0.%d", 10+i)
+		name, proto, port := "p", v1.ProtocolTCP, int32(8080)
+		tru := true
+		p.OnServiceAdd(&v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("s%d", i)},
+			Spec: v1.ServiceSpec{Type: v1.ServiceTypeClusterIP, ClusterIP: ip, ClusterIPs: []string{ip},
+				Ports: []v1.ServicePort{{Name: name, Protocol: proto, Port: 80, TargetPort: intstr.FromInt32(port)}}},
+		})
+		p.OnEndpointSliceAdd(&discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("s%d-x", i), Labels: map[string]string{discoveryv1.LabelServiceName: fmt.Sprintf("s%d", i)}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: &name, Protocol: &proto, Port: &port}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{fmt.Sprintf("10.244.0.%d", 10+i)}, Conditions: discoveryv1.EndpointConditions{Ready: &tru}}},
+		})
+	}
+	if err := p.Sync(); !errors.Is(err, ErrMapFull) {
+		t.Fatalf("sync: got %v, want ErrMapFull", err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := -1.0
+	for _, mf := range mfs {
+		if mf.GetName() == "skiff_ebpf_map_full_errors_total" {
+			full = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if full != 1 {
+		t.Errorf("skiff_ebpf_map_full_errors_total: got %v, want 1", full)
 	}
 }
