@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -87,28 +86,9 @@ func startSchedulerWith(t *testing.T, fc *fakeCluster, rec *recorder, pl framewo
 	t.Helper()
 	profile := plugins.DefaultProfile()
 	profile.Plugins = append(profile.Plugins, runtime.PluginConfig{Name: pl.Name()})
-	s, err := New(Config{
-		Client:         fc.client,
-		Log:            st.TestLogger(t),
-		EventRecorder:  rec,
-		Profile:        &profile,
-		Registry:       runtime.Registry{pl.Name(): func(context.Context, any, framework.Handle) (framework.Plugin, error) { return pl, nil }},
-		InitialBackoff: 10 * time.Millisecond,
-		MaxBackoff:     50 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatalf("new scheduler: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.Start(ctx); err != nil {
-		cancel()
-		t.Fatalf("start scheduler: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := s.Stop(); err != nil {
-			t.Errorf("stop scheduler: %v", err)
-		}
+	startScheduler(t, fc, rec, func(c *Config) {
+		c.Profile = &profile
+		c.Registry = runtime.Registry{pl.Name(): func(context.Context, any, framework.Handle) (framework.Plugin, error) { return pl, nil }}
 	})
 }
 

@@ -97,16 +97,21 @@ func (fc *fakeCluster) numBindings() int {
 	return len(fc.bindings)
 }
 
-// startScheduler runs a scheduler until the test ends.
-func startScheduler(t *testing.T, fc *fakeCluster, rec *recorder) {
+// startScheduler runs a scheduler until the test ends; mods adjust its
+// configuration.
+func startScheduler(t *testing.T, fc *fakeCluster, rec *recorder, mods ...func(*Config)) {
 	t.Helper()
-	s, err := New(Config{
+	cfg := Config{
 		Client:         fc.client,
 		Log:            st.TestLogger(t),
 		EventRecorder:  rec,
 		InitialBackoff: 10 * time.Millisecond,
 		MaxBackoff:     50 * time.Millisecond,
-	})
+	}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatalf("new scheduler: %v", err)
 	}
