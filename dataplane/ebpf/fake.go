@@ -203,13 +203,21 @@ func (f *Fake) Snapshot() (*Snapshot, error) {
 }
 
 func (f *Fake) SetCounters(ids []uint32) (map[uint32]Counter, error) {
+	return f.counters(f.SetCount, ids), nil
+}
+
+func (f *Fake) BackendCounters(ids []uint32) (map[uint32]Counter, error) {
+	return f.counters(f.BECount, ids), nil
+}
+
+func (f *Fake) counters(m map[uint32]Counter, ids []uint32) map[uint32]Counter {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := make(map[uint32]Counter, len(ids))
 	for _, id := range ids {
-		out[id] = f.SetCount[id]
+		out[id] = m[id]
 	}
-	return out, nil
+	return out
 }
 
 func (f *Fake) DestroySockets(pairs [][2]uint32, backends []uint32) (int, error) {
@@ -226,16 +234,6 @@ func (f *Fake) Drops() ([len(DropReasons)]uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.DropCount, nil
-}
-
-func (f *Fake) BackendCounters(ids []uint32) (map[uint32]Counter, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make(map[uint32]Counter, len(ids))
-	for _, id := range ids {
-		out[id] = f.BECount[id]
-	}
-	return out, nil
 }
 
 func (f *Fake) ConntrackEntries() (int, error) {
