@@ -27,7 +27,13 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define AF_INET 2
-#define SNAT_TRIES 4
+/* SNAT source ports tried for a new flow to a remote backend, probing
+ * from the flow hash. Entries of closed flows keep their port until LRU
+ * eviction (no TCP state tracking), so a busy backend's range fills up:
+ * with a fraction f of it taken a flow finds no port with probability
+ * f^SNAT_TRIES (4 tries lost 1-12 of 10,000 bench connections at f near
+ * 0.15; 32 make it negligible below f = 0.5). */
+#define SNAT_TRIES 32
 /* Marks a packet XDP has translated but could not transmit for want of a
  * neighbour entry: the uplink's TC program finishes it with
  * bpf_redirect_neigh (see bpf_host.c). */
