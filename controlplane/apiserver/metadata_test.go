@@ -10,8 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/metadata/metadatainformer"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
 	"github.com/skiff-project/skiff/controlplane/apiserver/apiservertest"
@@ -41,14 +39,7 @@ func TestPartialObjectMetadataCarriesAllMetadata(t *testing.T) {
 
 	mc := metadata.NewForConfigOrDie(srv.RESTConfig())
 	gvr := corev1.SchemeGroupVersion.WithResource("pods")
-	factory := metadatainformer.NewSharedInformerFactory(mc, 0)
-	inf := factory.ForResource(gvr).Informer()
-	stop := make(chan struct{})
-	defer close(stop)
-	factory.Start(stop)
-	if !cache.WaitForCacheSync(stop, inf.HasSynced) {
-		t.Fatal("metadata informer did not sync")
-	}
+	inf := startMetadataInformer(t, srv, gvr)
 	list, err := mc.Resource(gvr).Namespace("default").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)

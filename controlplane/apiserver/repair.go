@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -112,13 +113,7 @@ func (s *Server) stopRepair() {
 func (s *Server) repairLoop() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		select {
-		case <-s.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	s.cancelOnStop(ctx, cancel)
 	t := time.NewTicker(s.cfg.RepairInterval)
 	defer t.Stop()
 	for {
@@ -164,7 +159,7 @@ func (s *Server) repairAllocations(ctx context.Context) error {
 		s.collectPorts(ctx, rs, holders)
 	}
 	var errs []error
-	for _, key := range sortedKeys(holders) {
+	for _, key := range slices.Sorted(maps.Keys(holders)) {
 		if err := s.repairHeld(ctx, key, holders[key], snap.keys); err != nil {
 			errs = append(errs, err)
 		}
@@ -393,7 +388,7 @@ func (s *Server) releaseLeaks(ctx context.Context, keys map[string]storage.KeyVa
 	seen := s.repair.leaks
 	next := map[string]int64{}
 	var errs []error
-	for _, key := range sortedKeys(keys) {
+	for _, key := range slices.Sorted(maps.Keys(keys)) {
 		if _, held := holders[key]; held {
 			continue
 		}
@@ -419,15 +414,6 @@ func (s *Server) releaseLeaks(ctx context.Context, keys map[string]storage.KeyVa
 	}
 	s.repair.leaks = next
 	return errors.Join(errs...)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // repairEvent records a Warning event about rs's Service as kube's events

@@ -208,13 +208,7 @@ func (s *Server) watch(req *request) error {
 	}
 	ctx, cancel := context.WithTimeout(req.ctx, p.timeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-s.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	s.cancelOnStop(ctx, cancel)
 	s.metrics.watchStarted(req.r.Name)
 	defer s.metrics.watchEnded(req.r.Name)
 
@@ -393,4 +387,16 @@ func rawWatchEvent(ev storage.Event) (watch.EventType, []byte) {
 		return watch.Added, withResourceVersion(ev.Value, ev.Revision)
 	}
 	return watch.Modified, withResourceVersion(ev.Value, ev.Revision)
+}
+
+// cancelOnStop calls cancel when the server stops (Close), for work that
+// outlives a request's own context; the goroutine ends with ctx.
+func (s *Server) cancelOnStop(ctx context.Context, cancel context.CancelFunc) {
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 }

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -347,14 +348,7 @@ func TestMetadataInformer(t *testing.T) {
 	ctx := testCtx(t)
 	mc := metadata.NewForConfigOrDie(srv.RESTConfig())
 	gvr := corev1.SchemeGroupVersion.WithResource("configmaps")
-	factory := metadatainformer.NewSharedInformerFactory(mc, 0)
-	inf := factory.ForResource(gvr).Informer()
-	stop := make(chan struct{})
-	defer close(stop)
-	factory.Start(stop)
-	if !cache.WaitForCacheSync(stop, inf.HasSynced) {
-		t.Fatal("metadata informer did not sync")
-	}
+	inf := startMetadataInformer(t, srv, gvr)
 	cm, err := srv.Client().CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "meta",
 		Labels: map[string]string{"a": "b"}}}, metav1.CreateOptions{})
 	if err != nil {
@@ -388,4 +382,19 @@ func TestMetadataInformer(t *testing.T) {
 	if ev := nextEvent(t, w); ev.Type != watch.Bookmark {
 		t.Fatalf("metadata watch: got %s %v, want a BOOKMARK", ev.Type, ev.Object)
 	}
+}
+
+// startMetadataInformer runs a metadata-only informer over gvr (as the
+// garbage collector does) until the test ends, synced.
+func startMetadataInformer(t *testing.T, srv *apiservertest.Server, gvr schema.GroupVersionResource) cache.SharedIndexInformer {
+	t.Helper()
+	factory := metadatainformer.NewSharedInformerFactory(metadata.NewForConfigOrDie(srv.RESTConfig()), 0)
+	inf := factory.ForResource(gvr).Informer()
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	factory.Start(stop)
+	if !cache.WaitForCacheSync(stop, inf.HasSynced) {
+		t.Fatal("metadata informer did not sync")
+	}
+	return inf
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -45,7 +46,7 @@ func (ConfigMapStrategy) Validate(_ context.Context, obj runtime.Object) field.E
 func validateConfigMap(cm *corev1.ConfigMap) field.ErrorList {
 	allErrs := objectmeta.Validate(&cm.ObjectMeta, true, apivalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
 	total := 0
-	for _, key := range sortedKeys(cm.Data) {
+	for _, key := range slices.Sorted(maps.Keys(cm.Data)) {
 		for _, msg := range validation.IsConfigMapKey(key) {
 			allErrs = append(allErrs, field.Invalid(field.NewPath("data").Key(key), key, msg))
 		}
@@ -54,7 +55,7 @@ func validateConfigMap(cm *corev1.ConfigMap) field.ErrorList {
 		}
 		total += len(cm.Data[key])
 	}
-	for _, key := range sortedKeys(cm.BinaryData) {
+	for _, key := range slices.Sorted(maps.Keys(cm.BinaryData)) {
 		for _, msg := range validation.IsConfigMapKey(key) {
 			allErrs = append(allErrs, field.Invalid(field.NewPath("binaryData").Key(key), key, msg))
 		}
@@ -147,7 +148,7 @@ func validateSecret(s *corev1.Secret) field.ErrorList {
 	allErrs := objectmeta.Validate(&s.ObjectMeta, true, apivalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
 	dataPath := field.NewPath("data")
 	total := 0
-	for _, key := range sortedKeys(s.Data) {
+	for _, key := range slices.Sorted(maps.Keys(s.Data)) {
 		for _, msg := range validation.IsConfigMapKey(key) {
 			allErrs = append(allErrs, field.Invalid(dataPath.Key(key), key, msg))
 		}
@@ -292,13 +293,4 @@ func (ServiceAccountStrategy) ConvertToTable(_ context.Context, obj runtime.Obje
 			return metav1.TableRow{Cells: []any{sa.Name, table.Age(sa.CreationTimestamp)}}, nil
 		},
 	}.Convert(obj, opts)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -109,11 +109,9 @@ func (c *controlPlane) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		part, err := c.elected(controllerManagerLease, mgr, mgr.Run)
-		if err != nil {
+		if err := c.addElected(m, controllerManagerLease, mgr, mgr.Run); err != nil {
 			return err
 		}
-		m.Add(part)
 	}
 	if !c.opts.DisableScheduler {
 		schedCfg := *cfg
@@ -124,11 +122,9 @@ func (c *controlPlane) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		part, err := c.elected(schedulerLease, sched, sched.Run)
-		if err != nil {
+		if err := c.addElected(m, schedulerLease, sched, sched.Run); err != nil {
 			return err
 		}
-		m.Add(part)
 	}
 	if err := m.Init(ctx); err != nil {
 		return err
@@ -137,6 +133,17 @@ func (c *controlPlane) Start(ctx context.Context) error {
 		return err
 	}
 	c.running = m
+	return nil
+}
+
+// addElected adds direct to m, under leader election on lease unless
+// leader election is off.
+func (c *controlPlane) addElected(m *component.Manager, lease string, direct component.Component, run leaderelection.RunFunc) error {
+	part, err := c.elected(lease, direct, run)
+	if err != nil {
+		return err
+	}
+	m.Add(part)
 	return nil
 }
 
