@@ -394,9 +394,16 @@ func TestReconcilerDeferredFlush(t *testing.T) {
 	if !e.rec.beIDs.isUsed(beGone) {
 		t.Errorf("id of a backend with pending flows was released")
 	}
+	if len(e.fake.Destroyed) != 0 {
+		t.Errorf("sockets destroyed within the sync: %v, want it left to collect", e.fake.Destroyed)
+	}
 	if pending, err := e.rec.collect(); err != nil || !pending {
 		t.Fatalf("collect: %v, %v", pending, err)
 	}
+	if want := [][2]uint32{{0, beGone}}; !slices.Equal(e.fake.Destroyed, want) {
+		t.Errorf("collect destroyed the sockets of %v, want %v (the deleted backend)", e.fake.Destroyed, want)
+	}
+	e.fake.Destroyed = nil
 	if _, ok := e.fake.Conntrack[CTKey{Saddr: 1}]; ok {
 		t.Errorf("collect left the deleted backend's flow")
 	}
@@ -408,6 +415,9 @@ func TestReconcilerDeferredFlush(t *testing.T) {
 		map[dataplane.ServicePortName][]dataplane.Endpoint{a.Name: nil})
 	if _, ok := e.fake.Conntrack[CTKey{Saddr: 2}]; ok {
 		t.Errorf("flow of a backend that left the Service but stays in another survived the sync")
+	}
+	if want := [][2]uint32{{idA, beShared}}; !slices.Equal(e.fake.Destroyed, want) {
+		t.Errorf("sync destroyed the sockets of %v, want %v (the pair that ended)", e.fake.Destroyed, want)
 	}
 }
 
