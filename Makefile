@@ -6,6 +6,10 @@ GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 export PATH := $(dir $(GO)):$(PATH)
 BIN       ?= bin/skiff
 PKGS      ?= ./...
+# Build tags. nomsgpack leaves gin's MessagePack codec (ugorji) out of the
+# binary: Skiff never speaks MessagePack, and its code is ~6 MB of text the
+# server would map (a resident-memory target counts those pages).
+TAGS      ?= nomsgpack
 # Go test timeout for the whole suite; privileged tests need root.
 TEST_TIMEOUT ?= 25m
 FUZZTIME  ?= 45s
@@ -31,7 +35,7 @@ deps:
 
 ## build: the skiff binary.
 build:
-	$(GO) build -o $(BIN) ./tools/skiff
+	$(GO) build -tags $(TAGS) -o $(BIN) ./tools/skiff
 
 ## generate: run go:generate (bpf2go) in every package that has it.
 generate:
@@ -48,10 +52,10 @@ verify-generated: generate
 test: test-go fuzz test-e2e
 
 test-go:
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	$(GO) test -tags $(TAGS) -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeDefaultValidate$$' -fuzztime=$(FUZZTIME) ./controlplane/registry/fuzz
+	$(GO) test -tags $(TAGS) -run='^$$' -fuzz='^FuzzDecodeDefaultValidate$$' -fuzztime=$(FUZZTIME) ./controlplane/registry/fuzz
 
 test-e2e: build
 	SKIFF=$(CURDIR)/$(BIN) test/e2e/run.sh
@@ -64,7 +68,7 @@ openapi:
 
 ## lint: go vet and a gofmt check.
 lint:
-	$(GO) vet $(PKGS)
+	$(GO) vet -tags $(TAGS) $(PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## bench: every benchmark (needs root for the load balancer one).
