@@ -21,7 +21,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,6 +32,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiff-project/skiff/tools/bench/internal/procmem"
 )
 
 // Config is the benchmark's parameters.
@@ -63,19 +64,23 @@ type Latency struct {
 
 // Result is what --json writes.
 type Result struct {
-	Machine         string             `json:"machine"`
-	Objects         int                `json:"objects"`
-	WriteRate       int                `json:"write_rate_per_s"`
-	Watchers        int                `json:"watchers"`
-	WatchEvents     int64              `json:"watch_events_received"`
-	Latency         map[string]Latency `json:"latency"`
-	RSSBytes        int64              `json:"server_rss_bytes_with_objects"`
-	RSSAnonBytes    int64              `json:"server_rss_anon_bytes"`
-	RSSFileBytes    int64              `json:"server_rss_file_bytes"`
-	ReadyEmpty      float64            `json:"ready_empty_s"`
-	ReadyFull       float64            `json:"ready_full_s"`
-	DataDirBytes    int64              `json:"data_dir_bytes"`
-	AchievedWriteHz float64            `json:"achieved_write_rate_per_s"`
+	Machine      string             `json:"machine"`
+	Objects      int                `json:"objects"`
+	WriteRate    int                `json:"write_rate_per_s"`
+	Watchers     int                `json:"watchers"`
+	WatchEvents  int64              `json:"watch_events_received"`
+	Latency      map[string]Latency `json:"latency"`
+	RSSBytes     int64              `json:"server_rss_bytes_with_objects"`
+	RSSAnonBytes int64              `json:"server_rss_anon_bytes"`
+	RSSFileBytes int64              `json:"server_rss_file_bytes"`
+	// RSSExecutable and RSSEtcdDB split the file-backed part: the
+	// server binary's resident pages and etcd's memory-mapped database.
+	RSSExecutable   int64   `json:"server_rss_executable_bytes"`
+	RSSEtcdDB       int64   `json:"server_rss_etcd_db_bytes"`
+	ReadyEmpty      float64 `json:"ready_empty_s"`
+	ReadyFull       float64 `json:"ready_full_s"`
+	DataDirBytes    int64   `json:"data_dir_bytes"`
+	AchievedWriteHz float64 `json:"achieved_write_rate_per_s"`
 }
 
 // Run is the `skiff bench api` command.
@@ -128,8 +133,8 @@ func print(r *Result) {
 		l := r.Latency[n]
 		fmt.Printf("  %-22s %8d %10.2f %10.2f %10.2f\n", n, l.Samples, l.P50, l.P99, l.Max)
 	}
-	fmt.Printf("  server RSS with %d pods: %.1f MiB (anonymous %.1f MiB, file-backed %.1f MiB)\n", r.Objects,
-		float64(r.RSSBytes)/(1<<20), float64(r.RSSAnonBytes)/(1<<20), float64(r.RSSFileBytes)/(1<<20))
+	fmt.Printf("  server RSS with %d pods: %.1f MiB (anonymous %.1f MiB, file-backed %.1f MiB: binary %.1f, etcd db %.1f)\n", r.Objects,
+		mib(r.RSSBytes), mib(r.RSSAnonBytes), mib(r.RSSFileBytes), mib(r.RSSExecutable), mib(r.RSSEtcdDB))
 	fmt.Printf("  start to /readyz: %.2f s empty, %.2f s with %d pods (data dir %.1f MiB)\n", r.ReadyEmpty, r.ReadyFull, r.Objects, float64(r.DataDirBytes)/(1<<20))
 }
 
@@ -241,30 +246,7 @@ func (s *server) stop() error {
 	}
 }
 
-// rss reads the server's resident set size: total, anonymous (heap,
-// stacks) and file-backed (the executable, etcd's mmapped database).
-func (s *server) rss() (total, anon, file int64, err error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	fields := map[string]*int64{"VmRSS:": &total, "RssAnon:": &anon, "RssFile:": &file}
-	for _, line := range strings.Split(string(data), "\n") {
-		for name, dst := range fields {
-			if rest, ok := strings.CutPrefix(line, name); ok {
-				kb, perr := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-				if perr != nil {
-					return 0, 0, 0, perr
-				}
-				*dst = kb * 1024
-			}
-		}
-	}
-	if total == 0 {
-		return 0, 0, 0, errors.New("no VmRSS")
-	}
-	return total, anon, file, nil
-}
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 func (s *server) client() (kubernetes.Interface, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(s.dataDir, "kubeconfig"))
@@ -368,9 +350,12 @@ func Bench(ctx context.Context, cfg Config) (_ *Result, err error) {
 		return nil, err
 	}
 	time.Sleep(2 * time.Second)
-	if res.RSSBytes, res.RSSAnonBytes, res.RSSFileBytes, err = srv.rss(); err != nil {
+	mem, err := procmem.Read(srv.cmd.Process.Pid)
+	if err != nil {
 		return nil, fmt.Errorf("read server RSS: %w", err)
 	}
+	res.RSSBytes, res.RSSAnonBytes, res.RSSFileBytes = mem.RSS, mem.Anon, mem.File
+	res.RSSExecutable, res.RSSEtcdDB = mem.Executable, mem.EtcdDB
 	if cfg.HeapProfile != "" {
 		prof, err := c.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/heap").DoRaw(ctx)
 		if err != nil {

@@ -50,6 +50,7 @@ import (
 	"k8s.io/klog/v2"
 
 	sched "github.com/skiff-project/skiff/controlplane/scheduler"
+	"github.com/skiff-project/skiff/tools/bench/internal/procmem"
 )
 
 // Config is the benchmark's parameters.
@@ -126,55 +127,20 @@ type Memory struct {
 	RSSEtcdDB     int64 `json:"rss_etcd_db_bytes"`
 }
 
-// fileRSS sums the resident bytes of the process's mappings by file.
-func fileRSS() map[string]int64 {
-	out := map[string]int64{}
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		return out
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	path := ""
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 {
-			continue
-		}
-		if strings.Contains(fields[0], "-") && len(fields) >= 5 {
-			path = ""
-			if len(fields) >= 6 {
-				path = fields[5]
-			}
-			continue
-		}
-		if fields[0] == "Rss:" && len(fields) >= 2 && path != "" {
-			kb, _ := strconv.ParseInt(fields[1], 10, 64)
-			out[path] += kb << 10
-		}
-	}
-	return out
-}
-
 func readMemory() Memory {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	// A failed read leaves the RSS fields zero; the heap figures stand.
+	u, _ := procmem.Read(0)
 	m := Memory{
-		RSSAnonBytes: procStatus("RssAnon"),
-		RSSFileBytes: procStatus("RssFile"),
-		HeapInuse:    ms.HeapInuse,
-		HeapIdle:     ms.HeapIdle - ms.HeapReleased,
-		Stacks:       ms.StackInuse,
-		Goroutines:   runtime.NumGoroutine(),
-	}
-	exe, _ := os.Executable()
-	for path, b := range fileRSS() {
-		switch {
-		case path == exe:
-			m.RSSExecutable += b
-		case strings.HasSuffix(path, "/member/snap/db"):
-			m.RSSEtcdDB += b
-		}
+		RSSAnonBytes:  u.Anon,
+		RSSFileBytes:  u.File,
+		RSSExecutable: u.Executable,
+		RSSEtcdDB:     u.EtcdDB,
+		HeapInuse:     ms.HeapInuse,
+		HeapIdle:      ms.HeapIdle - ms.HeapReleased,
+		Stacks:        ms.StackInuse,
+		Goroutines:    runtime.NumGoroutine(),
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
