@@ -4,13 +4,11 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"os"
 	"slices"
 	"text/tabwriter"
 
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
+	"github.com/skiff-project/skiff/tools/bench/internal/chart"
 )
 
 func printTable(w io.Writer, rep *Report) {
@@ -53,18 +51,16 @@ func printTable(w io.Writer, rep *Report) {
 // writePlot draws new-connection p99 latency against the number of
 // Services, ClusterIP (solid) and NodePort (dashed), one colour per mode.
 func writePlot(path string, rep *Report) error {
-	p := plot.New()
-	p.Title.Text = "New-connection latency p99 (connect, request, response, close)"
-	p.X.Label.Text = "Services"
-	p.Y.Label.Text = "p99 latency (µs)"
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top = true
-	p.Legend.Left = true
-	colors := map[string]color.Color{
-		ModeSocket:   color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
-		ModeTC:       color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
-		ModeIPTables: color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+	c := chart.Chart{
+		Title:  "New-connection latency p99 (connect, request, response, close)",
+		XLabel: "Services",
+		YLabel: "p99 latency (µs)",
+		LogX:   true,
+	}
+	colors := map[string]color.RGBA{
+		ModeSocket:   {R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+		ModeTC:       {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+		ModeIPTables: {R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
 	}
 	var modes []string
 	for _, r := range rep.Results {
@@ -74,7 +70,7 @@ func writePlot(path string, rep *Report) error {
 	}
 	for _, m := range modes {
 		for _, path := range []string{"ClusterIP", "NodePort"} {
-			var pts plotter.XYs
+			var pts []chart.Point
 			for _, r := range rep.Results {
 				if r.Mode != m {
 					continue
@@ -83,24 +79,30 @@ func writePlot(path string, rep *Report) error {
 				if path == "NodePort" {
 					v = r.NodePort.P99US
 				}
-				pts = append(pts, plotter.XY{X: float64(r.Services), Y: v})
+				pts = append(pts, chart.Point{X: float64(r.Services), Y: v})
 			}
 			if len(pts) == 0 {
 				continue
 			}
-			l, s, err := plotter.NewLinePoints(pts)
-			if err != nil {
-				return err
+			col, ok := colors[m]
+			if !ok { // a mode without a colour of its own
+				col = color.RGBA{A: 0xff}
 			}
-			l.Color, s.Color = colors[m], colors[m]
-			l.Width = vg.Points(1.5)
-			if path == "NodePort" {
-				l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
-				s.Shape = draw.BoxGlyph{}
-			}
-			p.Add(l, s)
-			p.Legend.Add(m+" "+path, l, s)
+			c.Series = append(c.Series, chart.Series{
+				Name:   m + " " + path,
+				Color:  col,
+				Dashed: path == "NodePort",
+				Points: pts,
+			})
 		}
 	}
-	return p.Save(9*vg.Inch, 5*vg.Inch, path)
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := c.WritePNG(f, 900, 500); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
