@@ -281,7 +281,7 @@ func (f *Framework) RunPreFilterPlugins(ctx context.Context, state *framework.Cy
 				rejected = s
 				continue
 			default:
-				return nil, framework.AsStatus(fmt.Errorf("running PreFilter plugin %q: %w", pl.Name(), s.AsError())).WithPlugin(pl.Name()), nil
+				return nil, framework.AsStatus(fmt.Errorf("running PreFilter plugin %q: %w", pl.Name(), statusError(s))).WithPlugin(pl.Name()), nil
 			}
 		}
 		if !r.AllNodes() {
@@ -310,7 +310,7 @@ func (f *Framework) RunFilterPlugins(ctx context.Context, state *framework.Cycle
 	for _, pl := range plugins {
 		if s := pl.Filter(ctx, state, pod, nodeInfo); !s.IsSuccess() {
 			if !s.IsRejected() {
-				return framework.AsStatus(fmt.Errorf("running %q filter plugin: %w", pl.Name(), s.AsError())).WithPlugin(pl.Name())
+				return framework.AsStatus(fmt.Errorf("running %q filter plugin: %w", pl.Name(), statusError(s))).WithPlugin(pl.Name())
 			}
 			return s.WithPlugin(pl.Name())
 		}
@@ -327,7 +327,7 @@ func (f *Framework) RunPreFilterExtensionAddPod(ctx context.Context, state *fram
 		}
 		if ext := pl.PreFilterExtensions(); ext != nil {
 			if s := ext.AddPod(ctx, state, podToSchedule, podInfoToAdd, nodeInfo); !s.IsSuccess() {
-				return framework.AsStatus(fmt.Errorf("running AddPod on PreFilter plugin %q: %w", pl.Name(), s.AsError()))
+				return framework.AsStatus(fmt.Errorf("running AddPod on PreFilter plugin %q: %w", pl.Name(), statusError(s)))
 			}
 		}
 	}
@@ -343,7 +343,7 @@ func (f *Framework) RunPreFilterExtensionRemovePod(ctx context.Context, state *f
 		}
 		if ext := pl.PreFilterExtensions(); ext != nil {
 			if s := ext.RemovePod(ctx, state, podToSchedule, podInfoToRemove, nodeInfo); !s.IsSuccess() {
-				return framework.AsStatus(fmt.Errorf("running RemovePod on PreFilter plugin %q: %w", pl.Name(), s.AsError()))
+				return framework.AsStatus(fmt.Errorf("running RemovePod on PreFilter plugin %q: %w", pl.Name(), statusError(s)))
 			}
 		}
 	}
@@ -368,7 +368,8 @@ func (f *Framework) RunPostFilterPlugins(ctx context.Context, state *framework.C
 			return r, s.WithPlugin(pl.Name())
 		case framework.Unschedulable:
 		default:
-			// AsError is nil for Skip, which must not pass for a success.
+			// The plugin's own error, as upstream; AsError is nil for
+			// Skip, which must not pass for a success.
 			err := s.AsError()
 			if err == nil {
 				err = fmt.Errorf("PostFilter plugin %q returned %v", pl.Name(), s)
@@ -400,7 +401,7 @@ func (f *Framework) RunPreScorePlugins(ctx context.Context, state *framework.Cyc
 			continue
 		}
 		if !s.IsSuccess() {
-			return framework.AsStatus(fmt.Errorf("running PreScore plugin %q: %w", pl.Name(), s.AsError()))
+			return framework.AsStatus(fmt.Errorf("running PreScore plugin %q: %w", pl.Name(), statusError(s)))
 		}
 	}
 	state.SkipScorePlugins = skip
@@ -457,7 +458,7 @@ func (f *Framework) RunScorePlugins(ctx context.Context, state *framework.CycleS
 			s, st := pl.Score(ctx, state, pod, ni)
 			if !st.IsSuccess() {
 				errOnce.Do(func() {
-					firstErr = fmt.Errorf("plugin %q failed with: %w", pl.Name(), st.AsError())
+					firstErr = fmt.Errorf("plugin %q failed with: %w", pl.Name(), statusError(st))
 					cancel()
 				})
 				return
@@ -483,7 +484,7 @@ func (f *Framework) RunScorePlugins(ctx context.Context, state *framework.CycleS
 				list[i] = framework.NodeScore{Name: nodes[i].Node().Name, Score: scores[i]}
 			}
 			if st := sp.ext.NormalizeScore(ctx, state, pod, list); !st.IsSuccess() {
-				return nil, framework.AsStatus(fmt.Errorf("running Normalize on Score plugins: plugin %q failed with: %w", sp.pl.Name(), st.AsError()))
+				return nil, framework.AsStatus(fmt.Errorf("running Normalize on Score plugins: plugin %q failed with: %w", sp.pl.Name(), statusError(st)))
 			}
 			for i := range list {
 				scores[i] = list[i].Score
@@ -508,7 +509,7 @@ func (f *Framework) RunReservePluginsReserve(ctx context.Context, state *framewo
 			if s.IsRejected() {
 				return s.WithPlugin(pl.Name())
 			}
-			return framework.AsStatus(fmt.Errorf("running Reserve plugin %q: %w", pl.Name(), s.AsError())).WithPlugin(pl.Name())
+			return framework.AsStatus(fmt.Errorf("running Reserve plugin %q: %w", pl.Name(), statusError(s))).WithPlugin(pl.Name())
 		}
 	}
 	return nil
@@ -536,7 +537,7 @@ func (f *Framework) RunPermitPlugins(ctx context.Context, state *framework.Cycle
 		case s.IsWait():
 			return framework.AsStatus(fmt.Errorf("plugin %q: %w", pl.Name(), errPermitWait)).WithPlugin(pl.Name())
 		default:
-			return framework.AsStatus(fmt.Errorf("running Permit plugin %q: %w", pl.Name(), s.AsError())).WithPlugin(pl.Name())
+			return framework.AsStatus(fmt.Errorf("running Permit plugin %q: %w", pl.Name(), statusError(s))).WithPlugin(pl.Name())
 		}
 	}
 	return nil
@@ -546,7 +547,7 @@ func (f *Framework) RunPermitPlugins(ctx context.Context, state *framework.Cycle
 func (f *Framework) RunPreBindPlugins(ctx context.Context, state *framework.CycleState, pod *v1.Pod, nodeName string) *framework.Status {
 	for _, pl := range f.preBind {
 		if s := pl.PreBind(ctx, state, pod, nodeName); !s.IsSuccess() && !s.IsSkip() {
-			return framework.AsStatus(fmt.Errorf("running PreBind plugin %q: %w", pl.Name(), s.AsError())).WithPlugin(pl.Name())
+			return framework.AsStatus(fmt.Errorf("running PreBind plugin %q: %w", pl.Name(), statusError(s))).WithPlugin(pl.Name())
 		}
 	}
 	return nil
@@ -560,7 +561,7 @@ func (f *Framework) RunBindPlugins(ctx context.Context, state *framework.CycleSt
 			continue
 		}
 		if !s.IsSuccess() {
-			return framework.AsStatus(fmt.Errorf("running Bind plugin %q: %w", pl.Name(), s.AsError())).WithPlugin(pl.Name())
+			return framework.AsStatus(fmt.Errorf("running Bind plugin %q: %w", pl.Name(), statusError(s))).WithPlugin(pl.Name())
 		}
 		return nil
 	}
@@ -596,4 +597,16 @@ func (f *Framework) FeasibleNodesToFind(numAllNodes int) int {
 		return minFeasible
 	}
 	return n
+}
+
+// statusError is a plugin's status that is neither a success nor a
+// rejection, as an error: its error or message, or, when it has neither
+// (a Skip where the extension point does not allow one, or a bare Error),
+// its code, so that "running X: returned Skip" never reads as an empty or
+// nil error.
+func statusError(s *framework.Status) error {
+	if err := s.AsError(); err != nil && err.Error() != "" {
+		return err
+	}
+	return fmt.Errorf("returned %v", s.Code())
 }

@@ -318,6 +318,17 @@ func TestReserve(t *testing.T) {
 				"C.Unreserve(n1)", "B.Unreserve(n1)", "A.Unreserve(n1)",
 			},
 		},
+		{
+			// Reserve may not Skip: an error that says so, not an
+			// empty or nil one.
+			name:   "skip is an error",
+			status: map[string]*framework.Status{"B": framework.NewStatus(framework.Skip)},
+			want:   statusWant{code: framework.Error, msg: `running Reserve plugin "B": returned Skip`, plugin: "B"},
+			calls: []string{
+				"A.Reserve(n1)", "B.Reserve(n1)",
+				"C.Unreserve(n1)", "B.Unreserve(n1)", "A.Unreserve(n1)",
+			},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -667,7 +678,7 @@ func TestFilter(t *testing.T) {
 			name:  "all pass",
 			node:  "ok",
 			want:  statusWant{code: framework.Success},
-			calls: []string{"A.Filter(ok)", "B.Filter(ok)", "C.Filter(ok)"},
+			calls: []string{"A.Filter(ok)", "B.Filter(ok)", "C.Filter(ok)", "D.Filter(ok)"},
 		},
 		{
 			name:  "second rejects",
@@ -687,6 +698,13 @@ func TestFilter(t *testing.T) {
 			want:  statusWant{code: framework.Error, msg: `running "C" filter plugin: boom`, plugin: "C", wrapped: errBoom},
 			calls: []string{"A.Filter(c-fails)", "B.Filter(c-fails)", "C.Filter(c-fails)"},
 		},
+		{
+			// Filter may not Skip (only PreFilter can skip a Filter).
+			name:  "skip is an error",
+			node:  "d-skips",
+			want:  statusWant{code: framework.Error, msg: `running "D" filter plugin: returned Skip`, plugin: "D"},
+			calls: []string{"A.Filter(d-skips)", "B.Filter(d-skips)", "C.Filter(d-skips)", "D.Filter(d-skips)"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -695,6 +713,7 @@ func TestFilter(t *testing.T) {
 				&fakeFilter{name: "A", reject: sets.New("a-rejects"), status: framework.NewStatus(framework.UnschedulableAndUnresolvable, "A never fits"), log: log},
 				&fakeFilter{name: "B", reject: sets.New("b-rejects"), log: log},
 				&fakeFilter{name: "C", reject: sets.New("c-fails"), status: framework.AsStatus(errBoom), log: log},
+				&fakeFilter{name: "D", reject: sets.New("d-skips"), status: framework.NewStatus(framework.Skip), log: log},
 			)
 			s := f.RunFilterPlugins(context.Background(), framework.NewCycleState(), testPod(), nodeInfos(tc.node)[0])
 			checkStatus(t, s, tc.want)
