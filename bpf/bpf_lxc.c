@@ -137,7 +137,7 @@ static __always_inline int lxc_refuse(struct __sk_buff *skb, const struct pkt *p
 /* Applies a conntrack entry. Returns -1 when the entry is stale (its
  * backend was deleted) and the packet should be treated as new. */
 static __always_inline int lxc_apply_ct(struct __sk_buff *skb, const struct pkt *p,
-					const struct ct_val *cv)
+					struct ct_val *cv, __u64 now)
 {
 	__be32 saddr = cv->nat_saddr, daddr = cv->nat_daddr;
 	__be16 sport = cv->nat_sport, dport = cv->nat_dport;
@@ -146,6 +146,7 @@ static __always_inline int lxc_apply_ct(struct __sk_buff *skb, const struct pkt 
 
 	if (!lb_backend(be_id))
 		return -1;
+	ct_touch(cv, p, now);
 	if (kind == CT_FWD)
 		lb_count_pkt(svc_id, be_id, skb->len);
 	if (lxc_rewrite(skb, p, saddr, daddr, sport, dport))
@@ -184,15 +185,19 @@ int skiff_from_pod(struct __sk_buff *skb)
 	__be16 be_port;
 	__u32 be_id, svc_id;
 	__u8 rev_flags = 0;
+	__u64 now;
 	int ret;
 
 	if (lxc_load(skb, &p))
 		return TC_ACT_OK;
 	cv = ct_lookup(&p);
 	if (cv && !(cv->flags & CT_F_XDP)) {
-		ret = lxc_apply_ct(skb, &p, cv);
-		if (ret >= 0)
-			return ret;
+		now = ct_now();
+		if (!ct_syn_replaces(&p, cv, now)) {
+			ret = lxc_apply_ct(skb, &p, cv, now);
+			if (ret >= 0)
+				return ret;
+		}
 	}
 	svc = lb_svc_lookup(p.daddr, p.dport, p.proto, SCOPE_INTERNAL);
 	if (!svc)
@@ -239,6 +244,6 @@ int skiff_to_pod(struct __sk_buff *skb)
 	cv = ct_lookup(&p);
 	if (!cv || cv->kind != CT_REV || (cv->flags & CT_F_XDP))
 		return TC_ACT_OK;
-	ret = lxc_apply_ct(skb, &p, cv);
+	ret = lxc_apply_ct(skb, &p, cv, ct_now());
 	return ret >= 0 ? ret : TC_ACT_OK;
 }

@@ -28,11 +28,13 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define AF_INET 2
 /* SNAT source ports tried for a new flow to a remote backend, probing
- * from the flow hash. Entries of closed flows keep their port until LRU
- * eviction (no TCP state tracking), so a busy backend's range fills up:
- * with a fraction f of it taken a flow finds no port with probability
+ * from the flow hash. A closed flow keeps its port until the conntrack GC
+ * deletes its pair (CT_CLOSE_TIMEOUT_NS after its last packet, plus up to
+ * one GC interval), so a busy backend's range is partly taken: with a
+ * fraction f of it taken a flow finds no port with probability
  * f^SNAT_TRIES (4 tries lost 1-12 of 10,000 bench connections at f near
- * 0.15; 32 make it negligible below f = 0.5). */
+ * 0.15 before closed flows were collected; 32 make it negligible below
+ * f = 0.5). */
 #define SNAT_TRIES 32
 /* Marks a packet XDP has translated but could not transmit for want of a
  * neighbour entry: the uplink's TC program finishes it with
@@ -181,7 +183,7 @@ static __always_inline int xdp_refuse(struct xdp_md *ctx, const struct pkt *p)
 
 /* Applies an XDP conntrack entry; -1 when its backend is gone. */
 static __always_inline int xdp_apply_ct(struct xdp_md *ctx, const struct pkt *p,
-					const struct ct_val *cv)
+					struct ct_val *cv, __u64 now)
 {
 	__be32 saddr = cv->nat_saddr, daddr = cv->nat_daddr;
 	__be16 sport = cv->nat_sport, dport = cv->nat_dport;
@@ -190,6 +192,7 @@ static __always_inline int xdp_apply_ct(struct xdp_md *ctx, const struct pkt *p,
 
 	if (!lb_backend(be_id))
 		return -1;
+	ct_touch(cv, p, now);
 	if (kind == CT_FWD)
 		lb_count_pkt(svc_id, be_id, ctx->data_end - ctx->data);
 	if (xdp_rewrite(ctx, p, saddr, daddr, sport, dport))
@@ -212,15 +215,19 @@ int skiff_xdp(struct xdp_md *ctx)
 	__be16 be_port, snat_port = 0;
 	__u32 be_id, svc_id, hash, range;
 	__u8 be_flags, svc_flags;
+	__u64 now;
 	int ret, i;
 
 	if (pkt_parse(data, data_end, &p))
 		return XDP_PASS;
 	cv = ct_lookup(&p);
 	if (cv && (cv->flags & CT_F_XDP)) {
-		ret = xdp_apply_ct(ctx, &p, cv);
-		if (ret >= 0)
-			return ret;
+		now = ct_now();
+		if (!ct_syn_replaces(&p, cv, now)) {
+			ret = xdp_apply_ct(ctx, &p, cv, now);
+			if (ret >= 0)
+				return ret;
+		}
 	}
 	svc = lb_svc_lookup(p.daddr, p.dport, p.proto, SCOPE_EXTERNAL);
 	if (!svc || !(svc->flags & SVC_F_EXTERNAL))

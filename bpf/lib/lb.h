@@ -173,7 +173,98 @@ static __always_inline struct ct_val *ct_lookup(const struct pkt *p)
 		.sport = p->sport, .dport = p->dport, .proto = p->proto,
 	};
 
-	return bpf_map_lookup_elem(&skf_ct_v1, &k);
+	return bpf_map_lookup_elem(&skf_ct_v2, &k);
+}
+
+/* The conntrack clock: CLOCK_MONOTONIC at tick granularity, cheaper than
+ * bpf_ktime_get_ns and plenty for lifetimes of seconds. */
+static __always_inline __u64 ct_now(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
+
+/* What a packet shows of its TCP connection (CT_SEEN_*); 0 for UDP. */
+static __always_inline __u8 ct_seen_of(const struct pkt *p)
+{
+	__u8 seen;
+
+	if (p->proto != IPPROTO_TCP)
+		return 0;
+	seen = (p->tcp_flags & TCP_FLAG_SYN) ? CT_SEEN_SYN : CT_SEEN_EST;
+	if (p->tcp_flags & TCP_FLAG_FIN)
+		seen |= CT_SEEN_FIN;
+	if (p->tcp_flags & TCP_FLAG_RST)
+		seen |= CT_SEEN_RST;
+	return seen;
+}
+
+/* Notes a packet on its entry: what it shows of the connection, and the
+ * time, at most once per CT_REFRESH_NS. Most packets of an established
+ * flow write nothing. */
+static __always_inline void ct_touch(struct ct_val *cv, const struct pkt *p, __u64 now)
+{
+	__u8 seen = cv->seen | ct_seen_of(p);
+
+	if (seen != cv->seen || now - cv->last_ns >= CT_REFRESH_NS) {
+		cv->seen = seen;
+		cv->last_ns = now;
+	}
+}
+
+/* Whether a pair whose entries saw a and b has ended: a RST either way or
+ * a FIN both ways. */
+static __always_inline int ct_closed(__u8 a, __u8 b)
+{
+	return ((a | b) & CT_SEEN_RST) || (a & b & CT_SEEN_FIN);
+}
+
+/* A pair's lifetime after its last packet (mirrored by the Go GC). */
+static __always_inline __u64 ct_lifetime(__u8 proto, __u8 a, __u8 b)
+{
+	if (proto != IPPROTO_TCP)
+		return CT_UDP_TIMEOUT_NS;
+	if (ct_closed(a, b))
+		return CT_CLOSE_TIMEOUT_NS;
+	if ((a | b) & CT_SEEN_EST)
+		return CT_EST_TIMEOUT_NS;
+	return CT_SYN_TIMEOUT_NS;
+}
+
+/* A new connection attempt (SYN without ACK) met fv, the forward entry of
+ * its tuple. The old pair gives way, deleted here so the caller balances
+ * the SYN afresh, when its flow ended (RST, FIN both ways), outlived its
+ * lifetime, or lost its reverse entry (LRU eviction, or a newer flow took
+ * the key). Returns 1 then; 0 keeps the pair (every other packet, and a
+ * retransmitted SYN of an attempt in progress). */
+static __always_inline int ct_syn_replaces(const struct pkt *p, const struct ct_val *fv, __u64 now)
+{
+	struct ct_key fk = {
+		.saddr = p->saddr, .daddr = p->daddr,
+		.sport = p->sport, .dport = p->dport, .proto = p->proto,
+	};
+	struct ct_key rk = {
+		.saddr = fv->nat_daddr, .daddr = fv->nat_saddr,
+		.sport = fv->nat_dport, .dport = fv->nat_sport, .proto = p->proto,
+	};
+	struct ct_val *rv;
+	__u64 last;
+
+	if (p->proto != IPPROTO_TCP || (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN ||
+	    fv->kind != CT_FWD)
+		return 0;
+	rv = bpf_map_lookup_elem(&skf_ct_v2, &rk);
+	if (rv && (rv->kind != CT_REV || rv->nat_daddr != p->saddr || rv->nat_sport != p->dport ||
+		   rv->nat_dport != p->sport || rv->nat_saddr != p->daddr))
+		rv = NULL; /* not this pair's */
+	if (rv) {
+		last = fv->last_ns > rv->last_ns ? fv->last_ns : rv->last_ns;
+		if (!ct_closed(fv->seen, rv->seen) &&
+		    now - last <= ct_lifetime(p->proto, fv->seen, rv->seen))
+			return 0;
+		bpf_map_delete_elem(&skf_ct_v2, &rk);
+	}
+	bpf_map_delete_elem(&skf_ct_v2, &fk);
+	return 1;
 }
 
 /* Records a translated flow: fwd (the packet's own tuple) rewrites to
@@ -185,7 +276,7 @@ static __always_inline int ct_create(const struct pkt *p, __be32 nsaddr, __be32 
 				     __be16 nsport, __be16 ndport, __u32 be_id, __u32 svc_id,
 				     __u8 fwd_flags, __u8 rev_flags, __u64 update_flags)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = ct_now();
 	struct ct_key fk = {
 		.saddr = p->saddr, .daddr = p->daddr,
 		.sport = p->sport, .dport = p->dport, .proto = p->proto,
@@ -194,7 +285,7 @@ static __always_inline int ct_create(const struct pkt *p, __be32 nsaddr, __be32 
 		.nat_saddr = nsaddr, .nat_daddr = ndaddr,
 		.nat_sport = nsport, .nat_dport = ndport,
 		.backend_id = be_id, .svc_id = svc_id,
-		.kind = CT_FWD, .flags = fwd_flags, .created_ns = now,
+		.kind = CT_FWD, .flags = fwd_flags, .seen = ct_seen_of(p), .last_ns = now,
 	};
 	struct ct_key rk = {
 		.saddr = ndaddr, .daddr = nsaddr,
@@ -204,12 +295,12 @@ static __always_inline int ct_create(const struct pkt *p, __be32 nsaddr, __be32 
 		.nat_saddr = p->daddr, .nat_daddr = p->saddr,
 		.nat_sport = p->dport, .nat_dport = p->sport,
 		.backend_id = be_id, .svc_id = svc_id,
-		.kind = CT_REV, .flags = rev_flags, .created_ns = now,
+		.kind = CT_REV, .flags = rev_flags, .last_ns = now,
 	};
 
-	if (bpf_map_update_elem(&skf_ct_v1, &rk, &rv, update_flags))
+	if (bpf_map_update_elem(&skf_ct_v2, &rk, &rv, update_flags))
 		return -1;
-	if (bpf_map_update_elem(&skf_ct_v1, &fk, &fv, BPF_ANY))
+	if (bpf_map_update_elem(&skf_ct_v2, &fk, &fv, BPF_ANY))
 		return -1;
 	return 0;
 }

@@ -89,9 +89,34 @@ struct ct_key {
 			   * own entries; TC for replies of XDP's local flows) */
 #define CT_F_SNAT 0x08    /* XDP: source rewritten to the node IP */
 
+/* TCP flags an entry has seen in its own direction (ct_val.seen). */
+#define CT_SEEN_SYN 0x01 /* a SYN (or SYN-ACK) */
+#define CT_SEEN_EST 0x02 /* a segment without SYN: the handshake went on */
+#define CT_SEEN_FIN 0x04
+#define CT_SEEN_RST 0x08
+
+/* Lifetimes (docs/decisions/0004-conntrack-lifetimes.md): a pair expires
+ * when neither entry has seen a packet for its lifetime, which depends on
+ * what the pair has seen together. A TCP pair is closed after a RST either
+ * way or a FIN both ways; established once a segment without SYN went
+ * through; before that, an attempt. Userspace (the provider's conntrack
+ * GC) deletes expired pairs; the datapath replaces a closed or expired
+ * pair when a new SYN meets it. last_ns is refreshed at most once per
+ * CT_REFRESH_NS (and whenever seen changes), so an established flow's
+ * packets rarely write their entry. Times are CLOCK_MONOTONIC
+ * (bpf_ktime_get_coarse_ns). */
+#define CT_REFRESH_NS (1ULL * 1000000000ULL)
+#define CT_SYN_TIMEOUT_NS (60ULL * 1000000000ULL)
+#define CT_EST_TIMEOUT_NS (21600ULL * 1000000000ULL)
+#define CT_CLOSE_TIMEOUT_NS (10ULL * 1000000000ULL)
+#define CT_UDP_TIMEOUT_NS (60ULL * 1000000000ULL)
+
 /* Conntrack value: the tuple a matching packet is rewritten to. Entries
  * come in pairs (a CT_FWD and its CT_REV) and both name the backend so that
- * userspace removes them together when the backend goes away. */
+ * userspace removes them together when the backend goes away. The other
+ * entry of a pair is keyed by (nat_daddr, nat_saddr, nat_dport,
+ * nat_sport): the reverse of the tuple this one rewrites to. (v2: seen and
+ * last_ns; v1 had created_ns and no state.) */
 struct ct_val {
 	__be32 nat_saddr;
 	__be32 nat_daddr;
@@ -101,8 +126,9 @@ struct ct_val {
 	__u32 svc_id;
 	__u8 kind;
 	__u8 flags;
-	__u16 pad;
-	__u64 created_ns;
+	__u8 seen; /* CT_SEEN_*, this entry's direction */
+	__u8 pad;
+	__u64 last_ns; /* last packet, CLOCK_MONOTONIC, CT_REFRESH_NS granularity */
 };
 
 /* Session affinity: (client, backend set) -> backend. client is a netns
@@ -185,7 +211,7 @@ struct {
 	__type(key, struct ct_key);
 	__type(value, struct ct_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} skf_ct_v1 SEC(".maps");
+} skf_ct_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -463,6 +463,62 @@ func (b *Bpf) DeleteConntrack(match func(CTKey, CTVal) bool) (int, error) {
 	return len(del), nil
 }
 
+// ExpireConntrack scans the conntrack map for expired pairs and lone
+// halves (ctExpired) and deletes them. An entry the datapath touched
+// between the scan and the delete (a packet, or a SYN that replaced the
+// pair) is read again just before and spared.
+func (b *Bpf) ExpireConntrack(now uint64) (int, error) {
+	old := map[CTKey]CTVal{}
+	if err := forEach(b.ct, func(k CTKey, v CTVal) {
+		if ctIdle(v, now, CTCloseTimeout) {
+			old[k] = v
+		}
+	}); err != nil {
+		return 0, fmt.Errorf("%s: %w", MapConntrack, err)
+	}
+	if len(old) == 0 {
+		return 0, nil
+	}
+	lookup := func(k CTKey) (CTVal, bool, error) {
+		var v CTVal
+		err := b.ct.Lookup(k, &v)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return v, false, nil
+		}
+		if err != nil {
+			return v, false, fmt.Errorf("%s: %w", MapConntrack, err)
+		}
+		return v, true, nil
+	}
+	doomed, err := ctExpired(old, lookup, now)
+	if err != nil {
+		return 0, err
+	}
+	var del []CTKey
+	for _, d := range doomed {
+		same := true
+		for i := 0; i < d.n; i++ {
+			cur, ok, err := lookup(d.keys[i])
+			if err != nil {
+				return 0, err
+			}
+			if ok && cur != d.vals[i] {
+				same = false
+			}
+		}
+		if same {
+			del = append(del, d.keys[:d.n]...)
+		}
+	}
+	if len(del) == 0 {
+		return 0, nil
+	}
+	if err := batchDelete(b.ct, MapConntrack, del); err != nil {
+		return 0, err
+	}
+	return len(del), nil
+}
+
 func (b *Bpf) Snapshot() (*Snapshot, error) {
 	s := &Snapshot{
 		Services: map[SvcKey]SvcVal{},

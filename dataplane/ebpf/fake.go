@@ -187,6 +187,33 @@ func (f *Fake) DeleteConntrack(match func(CTKey, CTVal) bool) (int, error) {
 	return n, nil
 }
 
+func (f *Fake) ExpireConntrack(now uint64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old := map[CTKey]CTVal{}
+	for k, v := range f.Conntrack {
+		if ctIdle(v, now, CTCloseTimeout) {
+			old[k] = v
+		}
+	}
+	doomed, err := ctExpired(old, func(k CTKey) (CTVal, bool, error) {
+		v, ok := f.Conntrack[k]
+		return v, ok, nil
+	}, now)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, d := range doomed {
+		for _, k := range d.keys[:d.n] {
+			delete(f.Conntrack, k)
+			f.Ops[MapConntrack]++
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (f *Fake) Snapshot() (*Snapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

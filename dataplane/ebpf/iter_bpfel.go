@@ -19,7 +19,7 @@ const (
 	iterMapSkfAffV1    = "skf_aff_v1"
 	iterMapSkfBeV1     = "skf_be_v1"
 	iterMapSkfBecntV1  = "skf_becnt_v1"
-	iterMapSkfCtV1     = "skf_ct_v1"
+	iterMapSkfCtV2     = "skf_ct_v2"
 	iterMapSkfDropV1   = "skf_drop_v1"
 	iterMapSkfMglvV3   = "skf_mglv_v3"
 	iterMapSkfNetnsV1  = "skf_netns_v1"
@@ -83,7 +83,7 @@ type iterMapSpecs struct {
 	SkfAffV1    *ebpf.MapSpec `ebpf:"skf_aff_v1"`
 	SkfBeV1     *ebpf.MapSpec `ebpf:"skf_be_v1"`
 	SkfBecntV1  *ebpf.MapSpec `ebpf:"skf_becnt_v1"`
-	SkfCtV1     *ebpf.MapSpec `ebpf:"skf_ct_v1"`
+	SkfCtV2     *ebpf.MapSpec `ebpf:"skf_ct_v2"`
 	SkfDropV1   *ebpf.MapSpec `ebpf:"skf_drop_v1"`
 	SkfMglvV3   *ebpf.MapSpec `ebpf:"skf_mglv_v3"`
 	SkfNetnsV1  *ebpf.MapSpec `ebpf:"skf_netns_v1"`
@@ -123,7 +123,7 @@ type iterMaps struct {
 	SkfAffV1    *ebpf.Map `ebpf:"skf_aff_v1"`
 	SkfBeV1     *ebpf.Map `ebpf:"skf_be_v1"`
 	SkfBecntV1  *ebpf.Map `ebpf:"skf_becnt_v1"`
-	SkfCtV1     *ebpf.Map `ebpf:"skf_ct_v1"`
+	SkfCtV2     *ebpf.Map `ebpf:"skf_ct_v2"`
 	SkfDropV1   *ebpf.Map `ebpf:"skf_drop_v1"`
 	SkfMglvV3   *ebpf.Map `ebpf:"skf_mglv_v3"`
 	SkfNetnsV1  *ebpf.Map `ebpf:"skf_netns_v1"`
@@ -139,7 +139,7 @@ func (m *iterMaps) Close() error {
 		m.SkfAffV1,
 		m.SkfBeV1,
 		m.SkfBecntV1,
-		m.SkfCtV1,
+		m.SkfCtV2,
 		m.SkfDropV1,
 		m.SkfMglvV3,
 		m.SkfNetnsV1,

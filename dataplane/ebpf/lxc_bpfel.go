@@ -33,8 +33,9 @@ type lxcCtVal struct {
 	SvcId     uint32
 	Kind      uint8
 	Flags     uint8
-	Pad       uint16
-	CreatedNs uint64
+	Seen      uint8
+	Pad       uint8
+	LastNs    uint64
 }
 
 type lxcLbAffKey struct {
@@ -119,7 +120,7 @@ const (
 	lxcMapSkfAffV1      = "skf_aff_v1"
 	lxcMapSkfBeV1       = "skf_be_v1"
 	lxcMapSkfBecntV1    = "skf_becnt_v1"
-	lxcMapSkfCtV1       = "skf_ct_v1"
+	lxcMapSkfCtV2       = "skf_ct_v2"
 	lxcMapSkfDropV1     = "skf_drop_v1"
 	lxcMapSkfMglvV3     = "skf_mglv_v3"
 	lxcMapSkfNetnsV1    = "skf_netns_v1"
@@ -188,7 +189,7 @@ type lxcMapSpecs struct {
 	SkfAffV1    *ebpf.MapSpec `ebpf:"skf_aff_v1"`
 	SkfBeV1     *ebpf.MapSpec `ebpf:"skf_be_v1"`
 	SkfBecntV1  *ebpf.MapSpec `ebpf:"skf_becnt_v1"`
-	SkfCtV1     *ebpf.MapSpec `ebpf:"skf_ct_v1"`
+	SkfCtV2     *ebpf.MapSpec `ebpf:"skf_ct_v2"`
 	SkfDropV1   *ebpf.MapSpec `ebpf:"skf_drop_v1"`
 	SkfMglvV3   *ebpf.MapSpec `ebpf:"skf_mglv_v3"`
 	SkfNetnsV1  *ebpf.MapSpec `ebpf:"skf_netns_v1"`
@@ -231,7 +232,7 @@ type lxcMaps struct {
 	SkfAffV1    *ebpf.Map `ebpf:"skf_aff_v1"`
 	SkfBeV1     *ebpf.Map `ebpf:"skf_be_v1"`
 	SkfBecntV1  *ebpf.Map `ebpf:"skf_becnt_v1"`
-	SkfCtV1     *ebpf.Map `ebpf:"skf_ct_v1"`
+	SkfCtV2     *ebpf.Map `ebpf:"skf_ct_v2"`
 	SkfDropV1   *ebpf.Map `ebpf:"skf_drop_v1"`
 	SkfMglvV3   *ebpf.Map `ebpf:"skf_mglv_v3"`
 	SkfNetnsV1  *ebpf.Map `ebpf:"skf_netns_v1"`
@@ -247,7 +248,7 @@ func (m *lxcMaps) Close() error {
 		m.SkfAffV1,
 		m.SkfBeV1,
 		m.SkfBecntV1,
-		m.SkfCtV1,
+		m.SkfCtV2,
 		m.SkfDropV1,
 		m.SkfMglvV3,
 		m.SkfNetnsV1,

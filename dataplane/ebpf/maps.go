@@ -16,7 +16,7 @@ const (
 	MapServices     = "skf_svc_v1"
 	MapSlots        = "skf_slot_v1"
 	MapBackends     = "skf_be_v1"
-	MapConntrack    = "skf_ct_v1"
+	MapConntrack    = "skf_ct_v2"
 	MapAffinity     = "skf_aff_v1"
 	MapSockets      = "skf_sk_v1"
 	MapNetNS        = "skf_netns_v1"
@@ -61,6 +61,10 @@ type Maps interface {
 	// record) for which match returns true; it returns how many
 	// conntrack entries went.
 	DeleteConntrack(match func(CTKey, CTVal) bool) (int, error)
+	// ExpireConntrack deletes the conntrack pairs that expired by now
+	// (CLOCK_MONOTONIC nanoseconds) and the entries that lost their
+	// other half, and returns how many entries went. See ctExpiry.
+	ExpireConntrack(now uint64) (int, error)
 	// Snapshot reads the load balancer state (not conntrack).
 	Snapshot() (*Snapshot, error)
 	// SetCounters returns the counters of backend sets, summed over CPUs.

@@ -10,8 +10,8 @@ import (
 
 // collector exposes the maps to Prometheus: per-Service packets, bytes and
 // socket-level translations (read from the per-CPU counter maps at scrape
-// time), map pressure, conntrack entries and full-map errors. Sync
-// duration comes from dataplane.SyncMetrics.
+// time), map pressure, conntrack entries, what the conntrack GC deleted
+// and full-map errors. Sync duration comes from dataplane.SyncMetrics.
 type collector struct {
 	p        *Provider
 	mapFull  atomic.Uint64
@@ -22,6 +22,8 @@ type collector struct {
 	ct       *prometheus.Desc
 	full     *prometheus.Desc
 	drops    *prometheus.Desc
+	gcDel    *prometheus.Desc
+	gcRuns   *prometheus.Desc
 }
 
 func newCollector(p *Provider) *collector {
@@ -36,6 +38,8 @@ func newCollector(p *Provider) *collector {
 		ct:       prometheus.NewDesc("skiff_ebpf_conntrack_entries", "Entries in the conntrack map.", nil, labels),
 		full:     prometheus.NewDesc("skiff_ebpf_map_full_errors_total", "Syncs that failed because a map or id space was full.", nil, labels),
 		drops:    prometheus.NewDesc("skiff_ebpf_drops_total", "Packets the datapath dropped while translating them, by reason.", []string{"reason"}, labels),
+		gcDel:    prometheus.NewDesc("skiff_ebpf_conntrack_gc_deleted_total", "Conntrack entries the conntrack GC deleted: pairs whose lifetime ended and entries that lost their other half.", nil, labels),
+		gcRuns:   prometheus.NewDesc("skiff_ebpf_conntrack_gc_runs_total", "Conntrack GC passes.", nil, labels),
 	}
 }
 
@@ -46,7 +50,7 @@ func (c *collector) observe(err error) {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.sock, c.pressure, c.ct, c.full, c.drops} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.sock, c.pressure, c.ct, c.full, c.drops, c.gcDel, c.gcRuns} {
 		ch <- d
 	}
 }
@@ -68,6 +72,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	// in between.
 	defer p.mu.Unlock()
 	ch <- prometheus.MustNewConstMetric(c.full, prometheus.CounterValue, float64(c.mapFull.Load()))
+	ch <- prometheus.MustNewConstMetric(c.gcDel, prometheus.CounterValue, float64(p.ctGCDeleted.Load()))
+	ch <- prometheus.MustNewConstMetric(c.gcRuns, prometheus.CounterValue, float64(p.ctGCRuns.Load()))
 	if p.closed {
 		return
 	}

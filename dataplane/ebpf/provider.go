@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -28,6 +29,10 @@ const (
 	DefaultFullSyncInterval = time.Hour
 	DefaultBurst            = 2
 	DefaultCgroupPath       = "/sys/fs/cgroup/unified"
+	// DefaultConntrackGCInterval is how often expired conntrack pairs
+	// are deleted: a closed flow's SNAT port is free again 10-20 s after
+	// its last packet.
+	DefaultConntrackGCInterval = 10 * time.Second
 )
 
 // Config configures a Provider for one node.
@@ -70,6 +75,10 @@ type Config struct {
 	SyncInterval     time.Duration // default DefaultSyncInterval
 	FullSyncInterval time.Duration // default DefaultFullSyncInterval
 	Burst            int           // default DefaultBurst
+	// ConntrackGCInterval is the period of the conntrack GC (default
+	// DefaultConntrackGCInterval; negative: no periodic GC, as in
+	// tests that call ExpireConntrack themselves).
+	ConntrackGCInterval time.Duration
 
 	// Maps replaces the BPF maps (e.g. with NewFake): nothing is loaded
 	// or attached, for tests without privileges.
@@ -107,6 +116,14 @@ type Provider struct {
 
 	gcKick chan struct{}
 	done   chan struct{}
+
+	// ctMu serialises conntrack GC passes with Close (the GC runs off
+	// mu so that a pass over a large map never holds up a sync);
+	// ctClosed is set under it.
+	ctMu        sync.Mutex
+	ctClosed    bool
+	ctGCDeleted atomic.Uint64
+	ctGCRuns    atomic.Uint64
 
 	lastTimings SyncTimings
 }
@@ -151,6 +168,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if cfg.Burst == 0 {
 		cfg.Burst = DefaultBurst
+	}
+	if cfg.ConntrackGCInterval == 0 {
+		cfg.ConntrackGCInterval = DefaultConntrackGCInterval
 	}
 	if cfg.MaglevSize == 0 {
 		cfg.MaglevSize = DefaultMaglevSize
@@ -203,6 +223,9 @@ func New(cfg Config) (*Provider, error) {
 	p.ChangeTracker = dataplane.NewChangeTracker(cfg.Node,
 		dataplane.WithTrackerLogger(log), dataplane.WithNotify(p.runner.Loop))
 	go p.gcLoop()
+	if cfg.ConntrackGCInterval > 0 {
+		go p.ctGCLoop(cfg.ConntrackGCInterval)
+	}
 	return p, nil
 }
 
@@ -420,6 +443,51 @@ func (p *Provider) gcLoop() {
 	}
 }
 
+// ctGCLoop deletes expired conntrack pairs every interval.
+func (p *Provider) ctGCLoop(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+		if _, err := p.ExpireConntrack(); err != nil {
+			p.log.Error("conntrack GC failed", "error", err)
+		}
+	}
+}
+
+// ExpireConntrack deletes the conntrack pairs whose lifetime ended
+// (closed TCP flows 10 s after their last packet, established ones after
+// 6 h idle, attempts and UDP flows after 60 s) and entries that lost their
+// other half, and returns how many entries went. The provider runs it
+// every ConntrackGCInterval; skiff_ebpf_conntrack_gc_deleted_total counts
+// what it deleted.
+func (p *Provider) ExpireConntrack() (int, error) {
+	p.ctMu.Lock()
+	defer p.ctMu.Unlock()
+	if p.ctClosed {
+		return 0, errors.New("ebpf provider: closed")
+	}
+	now, err := monotonicNow()
+	if err != nil {
+		return 0, fmt.Errorf("ebpf provider: conntrack GC: %w", err)
+	}
+	start := time.Now()
+	n, err := p.maps.ExpireConntrack(now)
+	p.ctGCRuns.Add(1)
+	p.ctGCDeleted.Add(uint64(n))
+	if err != nil {
+		return n, fmt.Errorf("ebpf provider: conntrack GC: %w", err)
+	}
+	if n > 0 {
+		p.log.Debug("conntrack GC", "deleted", n, "took", time.Since(start))
+	}
+	return n, nil
+}
+
 // FlushConntrack does now what the background collection would: destroys
 // the node's UDP sockets connected to deleted backends and flushes their
 // conntrack and affinity entries.
@@ -445,6 +513,9 @@ func (p *Provider) Close() error {
 	}
 	p.closed = true
 	close(p.done)
+	p.ctMu.Lock()
+	p.ctClosed = true
+	p.ctMu.Unlock()
 	p.closeObjects()
 	return nil
 }

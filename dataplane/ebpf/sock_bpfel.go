@@ -19,7 +19,7 @@ const (
 	sockMapSkfAffV1           = "skf_aff_v1"
 	sockMapSkfBeV1            = "skf_be_v1"
 	sockMapSkfBecntV1         = "skf_becnt_v1"
-	sockMapSkfCtV1            = "skf_ct_v1"
+	sockMapSkfCtV2            = "skf_ct_v2"
 	sockMapSkfDropV1          = "skf_drop_v1"
 	sockMapSkfMglvV3          = "skf_mglv_v3"
 	sockMapSkfNetnsV1         = "skf_netns_v1"
@@ -92,7 +92,7 @@ type sockMapSpecs struct {
 	SkfAffV1    *ebpf.MapSpec `ebpf:"skf_aff_v1"`
 	SkfBeV1     *ebpf.MapSpec `ebpf:"skf_be_v1"`
 	SkfBecntV1  *ebpf.MapSpec `ebpf:"skf_becnt_v1"`
-	SkfCtV1     *ebpf.MapSpec `ebpf:"skf_ct_v1"`
+	SkfCtV2     *ebpf.MapSpec `ebpf:"skf_ct_v2"`
 	SkfDropV1   *ebpf.MapSpec `ebpf:"skf_drop_v1"`
 	SkfMglvV3   *ebpf.MapSpec `ebpf:"skf_mglv_v3"`
 	SkfNetnsV1  *ebpf.MapSpec `ebpf:"skf_netns_v1"`
@@ -135,7 +135,7 @@ type sockMaps struct {
 	SkfAffV1    *ebpf.Map `ebpf:"skf_aff_v1"`
 	SkfBeV1     *ebpf.Map `ebpf:"skf_be_v1"`
 	SkfBecntV1  *ebpf.Map `ebpf:"skf_becnt_v1"`
-	SkfCtV1     *ebpf.Map `ebpf:"skf_ct_v1"`
+	SkfCtV2     *ebpf.Map `ebpf:"skf_ct_v2"`
 	SkfDropV1   *ebpf.Map `ebpf:"skf_drop_v1"`
 	SkfMglvV3   *ebpf.Map `ebpf:"skf_mglv_v3"`
 	SkfNetnsV1  *ebpf.Map `ebpf:"skf_netns_v1"`
@@ -151,7 +151,7 @@ func (m *sockMaps) Close() error {
 		m.SkfAffV1,
 		m.SkfBeV1,
 		m.SkfBecntV1,
-		m.SkfCtV1,
+		m.SkfCtV2,
 		m.SkfDropV1,
 		m.SkfMglvV3,
 		m.SkfNetnsV1,

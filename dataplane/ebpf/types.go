@@ -3,6 +3,7 @@ package ebpf
 import (
 	"encoding/binary"
 	"net/netip"
+	"time"
 )
 
 // Go names for the bpf2go-generated mirrors of the structs in
@@ -47,6 +48,11 @@ const (
 	CTFlagFIB     = 0x04 // CT_F_FIB
 	CTFlagSNAT    = 0x08 // CT_F_SNAT
 
+	CTSeenSYN = 0x01 // CT_SEEN_SYN
+	CTSeenEst = 0x02 // CT_SEEN_EST
+	CTSeenFIN = 0x04 // CT_SEEN_FIN
+	CTSeenRST = 0x08 // CT_SEEN_RST
+
 	NetNSHost = 1 // NETNS_HOST: the node's own namespace
 	NetNSPod  = 2 // NETNS_POD: a pod's namespace
 
@@ -55,6 +61,16 @@ const (
 
 	protoTCP = 6
 	protoUDP = 17
+)
+
+// Conntrack lifetimes and refresh interval, mirrored from bpf/lib/maps.h
+// (CT_*_NS; docs/decisions/0004-conntrack-lifetimes.md).
+const (
+	CTRefresh      = time.Second      // CT_REFRESH_NS
+	CTSynTimeout   = 60 * time.Second // CT_SYN_TIMEOUT_NS
+	CTEstTimeout   = 6 * time.Hour    // CT_EST_TIMEOUT_NS
+	CTCloseTimeout = 10 * time.Second // CT_CLOSE_TIMEOUT_NS
+	CTUDPTimeout   = 60 * time.Second // CT_UDP_TIMEOUT_NS
 )
 
 // be32 returns the uint32 whose in-memory (little-endian host) bytes are

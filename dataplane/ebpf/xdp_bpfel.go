@@ -19,7 +19,7 @@ const (
 	xdpMapSkfAffV1    = "skf_aff_v1"
 	xdpMapSkfBeV1     = "skf_be_v1"
 	xdpMapSkfBecntV1  = "skf_becnt_v1"
-	xdpMapSkfCtV1     = "skf_ct_v1"
+	xdpMapSkfCtV2     = "skf_ct_v2"
 	xdpMapSkfDropV1   = "skf_drop_v1"
 	xdpMapSkfMglvV3   = "skf_mglv_v3"
 	xdpMapSkfNetnsV1  = "skf_netns_v1"
@@ -86,7 +86,7 @@ type xdpMapSpecs struct {
 	SkfAffV1    *ebpf.MapSpec `ebpf:"skf_aff_v1"`
 	SkfBeV1     *ebpf.MapSpec `ebpf:"skf_be_v1"`
 	SkfBecntV1  *ebpf.MapSpec `ebpf:"skf_becnt_v1"`
-	SkfCtV1     *ebpf.MapSpec `ebpf:"skf_ct_v1"`
+	SkfCtV2     *ebpf.MapSpec `ebpf:"skf_ct_v2"`
 	SkfDropV1   *ebpf.MapSpec `ebpf:"skf_drop_v1"`
 	SkfMglvV3   *ebpf.MapSpec `ebpf:"skf_mglv_v3"`
 	SkfNetnsV1  *ebpf.MapSpec `ebpf:"skf_netns_v1"`
@@ -129,7 +129,7 @@ type xdpMaps struct {
 	SkfAffV1    *ebpf.Map `ebpf:"skf_aff_v1"`
 	SkfBeV1     *ebpf.Map `ebpf:"skf_be_v1"`
 	SkfBecntV1  *ebpf.Map `ebpf:"skf_becnt_v1"`
-	SkfCtV1     *ebpf.Map `ebpf:"skf_ct_v1"`
+	SkfCtV2     *ebpf.Map `ebpf:"skf_ct_v2"`
 	SkfDropV1   *ebpf.Map `ebpf:"skf_drop_v1"`
 	SkfMglvV3   *ebpf.Map `ebpf:"skf_mglv_v3"`
 	SkfNetnsV1  *ebpf.Map `ebpf:"skf_netns_v1"`
@@ -145,7 +145,7 @@ func (m *xdpMaps) Close() error {
 		m.SkfAffV1,
 		m.SkfBeV1,
 		m.SkfBecntV1,
-		m.SkfCtV1,
+		m.SkfCtV2,
 		m.SkfDropV1,
 		m.SkfMglvV3,
 		m.SkfNetnsV1,
