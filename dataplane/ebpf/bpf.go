@@ -144,7 +144,69 @@ func loadObjects(o loadOptions) (*objects, error) {
 			}
 		}
 	}
+	if err := migrateConntrackV1(o.PinPath, objs.maps[MapConntrack]); err != nil {
+		objs.close()
+		return nil, err
+	}
 	return objs, nil
+}
+
+// mapConntrackV1 is the pin name of the conntrack map before TCP state
+// and lifetimes (its value had created_ns where v2 has last_ns, and
+// padding where v2 has seen).
+const mapConntrackV1 = "skf_ct_v1"
+
+// migrateConntrackV1 copies the entries of a v1 conntrack map that an
+// agent of the previous version left pinned into ct, so that an upgrade
+// keeps the node's translated flows (TC and XDP would balance their next
+// packets afresh otherwise), and removes the v1 pin. The old entries are
+// taken for established flows seen now: the GC then treats them as any
+// other. Flows the old programs record between this copy and the link
+// updates that follow are not carried over.
+func migrateConntrackV1(pinDir string, ct *ebpf.Map) error {
+	path := filepath.Join(pinDir, mapConntrackV1)
+	old, err := ebpf.LoadPinnedMap(path, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open %s: %w", mapConntrackV1, err)
+	}
+	defer old.Close()
+	if ct == nil {
+		return fmt.Errorf("migrate %s: %s missing from objects", mapConntrackV1, MapConntrack)
+	}
+	if old.KeySize() != uint32(unsafe.Sizeof(CTKey{})) || old.ValueSize() != uint32(unsafe.Sizeof(CTVal{})) {
+		return fmt.Errorf("migrate %s: key/value sizes %d/%d, want %d/%d", mapConntrackV1, old.KeySize(), old.ValueSize(),
+			unsafe.Sizeof(CTKey{}), unsafe.Sizeof(CTVal{}))
+	}
+	now, err := monotonicNow()
+	if err != nil {
+		return err
+	}
+	var keys []CTKey
+	var vals []CTVal
+	if err := forEach(old, func(k CTKey, v CTVal) {
+		// Same offsets up to flags; v1's padding byte is v2's seen and
+		// its created_ns v2's last_ns.
+		v.Seen, v.Pad, v.LastNs = 0, 0, now
+		if k.Proto == protoTCP {
+			v.Seen = CTSeenSYN | CTSeenEst
+		}
+		keys = append(keys, k)
+		vals = append(vals, v)
+	}); err != nil {
+		return fmt.Errorf("read %s: %w", mapConntrackV1, err)
+	}
+	if len(keys) > 0 {
+		if _, err := ct.BatchUpdate(keys, vals, nil); err != nil {
+			return fmt.Errorf("migrate %s: %w", mapConntrackV1, wrapUpdate(MapConntrack, err))
+		}
+	}
+	if err := old.Unpin(); err != nil {
+		return fmt.Errorf("unpin %s: %w", mapConntrackV1, err)
+	}
+	return nil
 }
 
 func (o *objects) close() {
