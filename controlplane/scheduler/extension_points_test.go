@@ -80,6 +80,16 @@ func (p *noVictims) PostFilter(_ context.Context, _ *framework.CycleState, pod *
 	return nil, framework.NewStatus(framework.Unschedulable, "no victims found by NoVictims")
 }
 
+// nominator is a PostFilter plugin that nominates node for every pod that
+// fits nowhere, as a preemption plugin does once it has chosen victims.
+type nominator struct{ node string }
+
+func (*nominator) Name() string { return "Nominator" }
+
+func (p *nominator) PostFilter(context.Context, *framework.CycleState, *v1.Pod, *framework.NodeToStatus) (*framework.PostFilterResult, *framework.Status) {
+	return &framework.PostFilterResult{NominatedNodeName: p.node}, framework.NewStatus(framework.Unschedulable, "victims on "+p.node)
+}
+
 // startSchedulerWith runs a scheduler whose profile is the default one
 // plus pl, until the test ends.
 func startSchedulerWith(t *testing.T, fc *fakeCluster, rec *recorder, pl framework.Plugin) {
@@ -105,7 +115,8 @@ func podScheduledCondition(t *testing.T, fc *fakeCluster, name string) *v1.PodCo
 // the pod, the scheduling cycle runs Unreserve for it on the same node,
 // forgets the assumed pod (a pod that needs the same room is bound to the
 // node afterwards), does not bind it, and reports it unschedulable with
-// the plugin's reason.
+// the plugin's reason in the form of a fit error on that one node, as
+// upstream does.
 func TestSchedulerReserveRejectionUnreserves(t *testing.T) {
 	calls := &pluginCalls{}
 	blocked := st.MakePod().Name("blocked").Req(map[v1.ResourceName]string{"cpu": "600m"}).Obj()
@@ -114,7 +125,7 @@ func TestSchedulerReserveRejectionUnreserves(t *testing.T) {
 	startSchedulerWith(t, fc, rec, &rejectReserve{reject: "blocked", calls: calls})
 
 	poll(t, "Unreserve of the rejected pod", func() bool { return calls.count("Unreserve blocked n1") > 0 })
-	const msg = "rejected by RejectReserve"
+	const msg = "0/1 nodes are available: 1 rejected by RejectReserve."
 	var cond *v1.PodCondition
 	poll(t, "PodScheduled=False", func() bool {
 		cond = podScheduledCondition(t, fc, "blocked")
@@ -173,5 +184,32 @@ func TestSchedulerPostFilterRunsWhenNoNodeFits(t *testing.T) {
 	}
 	if got := calls.count("PostFilter small "); got != 0 {
 		t.Errorf("got %d PostFilter calls for the pod that fits, want 0 (calls: %v)", got, calls)
+	}
+}
+
+// TestSchedulerPostFilterNominates: a PostFilter result's nominated node
+// becomes the pod's status.nominatedNodeName, with the PodScheduled=False
+// condition, in one status patch.
+func TestSchedulerPostFilterNominates(t *testing.T) {
+	big := st.MakePod().Name("big").Req(map[v1.ResourceName]string{"cpu": "2"}).Obj()
+	fc := newFakeCluster(t, node("n1", "1"), big)
+	rec := &recorder{}
+	startSchedulerWith(t, fc, rec, &nominator{node: "n1"})
+
+	var p *v1.Pod
+	poll(t, "nominatedNodeName", func() bool {
+		var err error
+		p, err = fc.client.CoreV1().Pods("default").Get(context.Background(), "big", metav1.GetOptions{})
+		return err == nil && p.Status.NominatedNodeName != ""
+	})
+	if p.Status.NominatedNodeName != "n1" {
+		t.Errorf("got nominatedNodeName %q, want n1", p.Status.NominatedNodeName)
+	}
+	cond := scheduledCondition(p)
+	if cond == nil || cond.Status != v1.ConditionFalse || cond.Reason != v1.PodReasonUnschedulable {
+		t.Errorf("got condition %+v, want PodScheduled False/Unschedulable", cond)
+	}
+	if _, ok := fc.binding("big"); ok {
+		t.Error("nominated pod was bound, want it pending")
 	}
 }

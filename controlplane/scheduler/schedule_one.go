@@ -30,6 +30,11 @@ type scheduleResult struct {
 	host      string
 	evaluated int
 	feasible  int
+	// nominated is what a PostFilter plugin said about the pod's
+	// nominated node after it fit nowhere: nil to leave it as it is, else
+	// the node to set (empty clears it), as upstream's NominatingInfo in
+	// ModeOverride.
+	nominated *string
 }
 
 // scheduleOne runs one scheduling cycle. It returns false when the queue is
@@ -55,7 +60,7 @@ func (inst *instance) scheduleOne(ctx context.Context) bool {
 	state.SetPodInfo(qpi.PodInfo)
 	result, status := inst.schedulingCycle(ctx, state, qpi)
 	if !status.IsSuccess() {
-		inst.handleSchedulingFailure(ctx, qpi, status, start)
+		inst.handleSchedulingFailure(ctx, qpi, status, result.nominated, start)
 		return true
 	}
 
@@ -66,17 +71,17 @@ func (inst *instance) scheduleOne(ctx context.Context) bool {
 	assumedInfo := *qpi.PodInfo
 	assumedInfo.Pod = assumedPod
 	if err := inst.cache.AssumePod(&assumedInfo); err != nil {
-		inst.handleSchedulingFailure(ctx, qpi, framework.AsStatus(fmt.Errorf("assume pod: %w", err)), start)
+		inst.handleSchedulingFailure(ctx, qpi, framework.AsStatus(fmt.Errorf("assume pod: %w", err)), nil, start)
 		return true
 	}
 	if st := inst.fwk.RunReservePluginsReserve(ctx, state, assumedPod, result.host); !st.IsSuccess() {
 		inst.unreserveAndForget(ctx, state, assumedPod, result.host)
-		inst.handleSchedulingFailure(ctx, qpi, st, start)
+		inst.handleSchedulingFailure(ctx, qpi, rejectedOnHost(pod, result.host, st), nil, start)
 		return true
 	}
 	if st := inst.fwk.RunPermitPlugins(ctx, state, assumedPod, result.host); !st.IsSuccess() {
 		inst.unreserveAndForget(ctx, state, assumedPod, result.host)
-		inst.handleSchedulingFailure(ctx, qpi, st, start)
+		inst.handleSchedulingFailure(ctx, qpi, rejectedOnHost(pod, result.host, st), nil, start)
 		return true
 	}
 	inst.queue.Done(pod)
@@ -95,6 +100,20 @@ func (inst *instance) scheduleOne(ctx context.Context) bool {
 		inst.bindingCycle(ctx, state, qpi, assumedPod, result.host, start)
 	}()
 	return true
+}
+
+// rejectedOnHost turns a Reserve or Permit rejection on the chosen host
+// into a FitError, as upstream does, so that the pod waits for an event
+// the rejecting plugin cares about (not any event) and the message has
+// the usual "0/1 nodes are available: ..." form. Errors stay as they are.
+func rejectedOnHost(pod *v1.Pod, host string, st *framework.Status) *framework.Status {
+	if !st.IsRejected() {
+		return st
+	}
+	d := framework.Diagnosis{NodeToStatus: framework.NewNodeToStatus()}
+	d.NodeToStatus.Set(host, st)
+	d.AddPluginStatus(st)
+	return framework.NewStatus(st.Code()).WithError(&framework.FitError{Pod: pod, NumAllNodes: 1, Diagnosis: d})
 }
 
 func (inst *instance) unreserveAndForget(ctx context.Context, state *framework.CycleState, assumedPod *v1.Pod, host string) {
@@ -126,8 +145,9 @@ func (inst *instance) schedulingCycle(ctx context.Context, state *framework.Cycl
 	if inst.fwk.HasPostFilterPlugins() {
 		pfr, st := inst.fwk.RunPostFilterPlugins(ctx, state, qpi.Pod, fitErr.Diagnosis.NodeToStatus)
 		fitErr.Diagnosis.PostFilterMsg = st.Message()
-		if pfr != nil && pfr.NominatedNodeName != "" {
+		if pfr != nil {
 			inst.log.Debug("pod nominated", "pod", qpi.Pod.Namespace+"/"+qpi.Pod.Name, "node", pfr.NominatedNodeName)
+			result.nominated = &pfr.NominatedNodeName
 		}
 	}
 	return result, framework.NewStatus(framework.Unschedulable).WithError(fitErr)
@@ -319,7 +339,7 @@ func (inst *instance) bindingCycle(ctx context.Context, state *framework.CycleSt
 		if ctx.Err() != nil {
 			return
 		}
-		inst.handleSchedulingFailure(ctx, qpi, st, start)
+		inst.handleSchedulingFailure(ctx, qpi, st, nil, start)
 		return
 	}
 	inst.cache.FinishBinding(assumedPod)
@@ -341,8 +361,9 @@ func attemptsLabel(n int) string {
 }
 
 // handleSchedulingFailure requeues the pod, records a FailedScheduling
-// event and sets its PodScheduled condition to False.
-func (inst *instance) handleSchedulingFailure(ctx context.Context, qpi *framework.QueuedPodInfo, status *framework.Status, start time.Time) {
+// event and sets its PodScheduled condition to False and, when nominated
+// is not nil, its status.nominatedNodeName.
+func (inst *instance) handleSchedulingFailure(ctx context.Context, qpi *framework.QueuedPodInfo, status *framework.Status, nominated *string, start time.Time) {
 	profile := inst.s.profile.SchedulerName
 	reason := v1.PodReasonSchedulerError
 	result := "error"
@@ -399,7 +420,10 @@ func (inst *instance) handleSchedulingFailure(ctx context.Context, qpi *framewor
 	}
 	inst.recorder.Eventf(pod, nil, v1.EventTypeWarning, "FailedScheduling", "Scheduling", "%s", msg)
 	cond := &v1.PodCondition{Type: v1.PodScheduled, Status: v1.ConditionFalse, Reason: reason, Message: status.Message()}
-	if !podConditionNeedsUpdate(&pod.Status, cond) {
+	if nominated != nil && *nominated == pod.Status.NominatedNodeName {
+		nominated = nil
+	}
+	if !podConditionNeedsUpdate(&pod.Status, cond) && nominated == nil {
 		return
 	}
 	// Update the status off the scheduling goroutine, on the binding pool.
@@ -412,7 +436,7 @@ func (inst *instance) handleSchedulingFailure(ctx context.Context, qpi *framewor
 	go func() {
 		defer inst.bindWG.Done()
 		defer func() { <-inst.bindSem }()
-		if err := inst.patchPodCondition(ctx, pod, cond); err != nil && !apierrors.IsNotFound(err) {
+		if err := inst.patchPodStatus(ctx, pod, cond, nominated); err != nil && !apierrors.IsNotFound(err) {
 			inst.log.Error("update pod condition", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 		}
 	}()
@@ -430,11 +454,14 @@ func podConditionNeedsUpdate(status *v1.PodStatus, cond *v1.PodCondition) bool {
 	return true
 }
 
-// patchPodCondition sets a condition with a strategic merge patch of the
+// patchPodStatus sets a condition (and the nominated node) with a strategic merge patch of the
 // status subresource, as upstream's PatchPodStatus.
-func (inst *instance) patchPodCondition(ctx context.Context, pod *v1.Pod, cond *v1.PodCondition) error {
+func (inst *instance) patchPodStatus(ctx context.Context, pod *v1.Pod, cond *v1.PodCondition, nominated *string) error {
 	oldStatus := pod.Status.DeepCopy()
 	newStatus := pod.Status.DeepCopy()
+	if nominated != nil {
+		newStatus.NominatedNodeName = *nominated
+	}
 	now := metav1.Now()
 	cond.LastProbeTime = now
 	replaced := false
