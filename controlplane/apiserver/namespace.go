@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,15 +28,22 @@ func namespaceKey(name string) string { return "/registry/namespaces/" + name }
 
 // admitNamespace enforces namespace lifecycle for a create in ns: the
 // namespace must exist (404) and not be terminating (403). It returns the
-// condition that keeps the check true until the write.
-func (s *Server) admitNamespace(req *request, r *resource, ns, name string, fresh bool) ([]storage.Condition, error) {
+// condition that keeps the check true until the write: the namespace's
+// ModRevision. fresh asks for a linearizable read (a retry after the
+// condition failed); dry for a check that no write will confirm.
+func (s *Server) admitNamespace(req *request, r *resource, ns, name string, fresh, dry bool) ([]storage.Condition, error) {
 	if !r.Namespaced {
 		return nil, nil
 	}
-	if !fresh {
-		// A serializable read is enough when it admits: the write's
-		// condition on the namespace's revision catches a stale one.
-		// Anything else is checked again with a linearizable read.
+	if !fresh && !dry {
+		// The revision this namespace was last admitted at: if it has
+		// changed since (terminating, deleted, or any update), the
+		// write's condition fails and the retry reads it afresh.
+		if rev, ok := s.nsRevs.get(ns); ok {
+			return []storage.Condition{{Key: namespaceKey(ns), ModRevision: rev}}, nil
+		}
+		// A serializable read is enough when it admits, for the same
+		// reason. Anything else is checked again with a linearizable read.
 		conds, err := s.admitNamespaceFrom(req, r, ns, name, s.store.GetSerializable)
 		if err == nil {
 			return conds, nil
@@ -47,6 +55,7 @@ func (s *Server) admitNamespace(req *request, r *resource, ns, name string, fres
 func (s *Server) admitNamespaceFrom(req *request, r *resource, ns, name string, get func(context.Context, string) (storage.KeyValue, error)) ([]storage.Condition, error) {
 	kv, err := get(req.ctx, namespaceKey(ns))
 	if errors.Is(err, storage.ErrNotFound) {
+		s.nsRevs.forget(ns)
 		return nil, apierrors.NewNotFound(namespacesGR, ns)
 	}
 	if err != nil {
@@ -62,6 +71,7 @@ func (s *Server) admitNamespaceFrom(req *request, r *resource, ns, name string, 
 	}
 	n := obj.(*corev1.Namespace)
 	if n.Status.Phase == corev1.NamespaceTerminating || n.DeletionTimestamp != nil {
+		s.nsRevs.forget(ns)
 		msg := fmt.Sprintf("unable to create new content in namespace %s because it is being terminated", ns)
 		e := apierrors.NewForbidden(r.gr(), name, errors.New(msg))
 		e.ErrStatus.Details.Causes = append(e.ErrStatus.Details.Causes, metav1.StatusCause{
@@ -69,7 +79,43 @@ func (s *Server) admitNamespaceFrom(req *request, r *resource, ns, name string, 
 		})
 		return nil, e
 	}
+	s.nsRevs.remember(ns, kv.ModRevision)
 	return []storage.Condition{{Key: kv.Key, ModRevision: kv.ModRevision}}, nil
+}
+
+// nsRevisions maps namespaces to the ModRevision at which they were last
+// seen to admit creates. It saves every create an etcd read and a decode
+// of its namespace; the condition on the revision keeps it correct (an
+// out-of-date entry costs one failed transaction and a fresh read, which
+// replaces or forgets it). Bounded: past maxNSRevisions entries it starts
+// over.
+type nsRevisions struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+const maxNSRevisions = 10000
+
+func (c *nsRevisions) get(ns string) (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rev, ok := c.m[ns]
+	return rev, ok
+}
+
+func (c *nsRevisions) remember(ns string, rev int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxNSRevisions {
+		c.m = make(map[string]int64)
+	}
+	c.m[ns] = rev
+}
+
+func (c *nsRevisions) forget(ns string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, ns)
 }
 
 // markNamespaceTerminating is the first delete of a namespace: it sets the

@@ -109,6 +109,8 @@ type Server struct {
 	alloc     *allocator
 
 	repair repairState
+	// nsRevs spares creates the read of their namespace (namespace.go).
+	nsRevs nsRevisions
 	// hostname names this server in the events it records.
 	hostname string
 

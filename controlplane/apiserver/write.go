@@ -157,7 +157,7 @@ func (s *Server) createObject(req *request, obj runtime.Object, dry bool, manage
 	for attempt := 0; ; attempt++ {
 		obj = orig.DeepCopyObject()
 		m = accessor(obj)
-		conds, err := s.admitNamespace(req, r, m.GetNamespace(), m.GetName(), attempt > 0)
+		conds, err := s.admitNamespace(req, r, m.GetNamespace(), m.GetName(), attempt > 0, dry)
 		if err != nil {
 			return nil, err
 		}

@@ -370,3 +370,71 @@ func TestNamespaceLifecycle(t *testing.T) {
 		t.Fatalf("after finalize: got %v, want NotFound", err)
 	}
 }
+
+// TestNamespaceLifecycleAfterCreates: creates skip reading a namespace
+// they saw admit a create before (the write is conditioned on its
+// revision), so every step here follows a create that was admitted in the
+// same namespace: a dry run and a create in it once terminating are 403,
+// once gone 404, and once made again they succeed.
+func TestNamespaceLifecycleAfterCreates(t *testing.T) {
+	srv := apiservertest.Start(t)
+	ctx := testCtx(t)
+	c := srv.Client()
+	cms := c.CoreV1().ConfigMaps("ephemeral")
+	cm := func(name string) *corev1.ConfigMap { return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}} }
+	mkns := func() {
+		t.Helper()
+		if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ephemeral"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkns()
+	if _, err := cms.Create(ctx, cm("a"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CoreV1().Namespaces().Delete(ctx, "ephemeral", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cms.Create(ctx, cm("b"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); !apierrors.IsForbidden(err) {
+		t.Fatalf("dry-run create in a terminating namespace: got %v, want Forbidden", err)
+	}
+	if _, err := cms.Create(ctx, cm("b"), metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("create in a terminating namespace: got %v, want Forbidden", err)
+	}
+	if err := cms.Delete(ctx, "a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := c.CoreV1().Namespaces().Get(ctx, "ephemeral", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Spec.Finalizers = nil
+	if _, err := c.CoreV1().Namespaces().Finalize(ctx, ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("finalize: %v", err)
+	}
+	if _, err := cms.Create(ctx, cm("c"), metav1.CreateOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("create in a deleted namespace: got %v, want NotFound", err)
+	}
+	mkns()
+	if _, err := cms.Create(ctx, cm("d"), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create in the namespace made again: %v", err)
+	}
+	// A namespace deleted straight after a create in it (the path above
+	// forgot it on the 403; this one goes from admitted to gone).
+	if err := c.CoreV1().Namespaces().Delete(ctx, "ephemeral", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cms.Delete(ctx, "d", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if ns, err = c.CoreV1().Namespaces().Get(ctx, "ephemeral", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ns.Spec.Finalizers = nil
+	if _, err := c.CoreV1().Namespaces().Finalize(ctx, ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("finalize: %v", err)
+	}
+	if _, err := cms.Create(ctx, cm("e"), metav1.CreateOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("create in a deleted namespace: got %v, want NotFound", err)
+	}
+}
