@@ -57,9 +57,13 @@ type instance struct {
 }
 
 // stripUnused drops from informer objects what no plugin reads, to save
-// memory: managed fields everywhere; the images and volume lists of nodes
-// (which run to many kilobytes on real nodes); the volumes of pods and the
-// commands, environment, mounts and probes of their containers.
+// memory (the informer holds every pod and node of the cluster): managed
+// fields everywhere; of nodes, the images and volume lists (which run to
+// many kilobytes on real nodes), the capacity (plugins fit requests
+// against allocatable), addresses, system info and daemon endpoints; of
+// pods, the volumes, and the commands, environment, mounts, probes and
+// resource limits of their containers (plugins use requests, which the
+// API server defaults from limits).
 func stripUnused(obj any) (any, error) {
 	cachetrim.ManagedFields(obj)
 	switch o := obj.(type) {
@@ -67,8 +71,17 @@ func stripUnused(obj any) (any, error) {
 		o.Status.Images = nil
 		o.Status.VolumesAttached = nil
 		o.Status.VolumesInUse = nil
+		o.Status.Capacity = nil
+		o.Status.Addresses = nil
+		o.Status.NodeInfo = v1.NodeSystemInfo{}
+		o.Status.DaemonEndpoints = v1.NodeDaemonEndpoints{}
 	case *v1.Pod:
 		cachetrim.Pod(o)
+		for _, cs := range [][]v1.Container{o.Spec.InitContainers, o.Spec.Containers} {
+			for i := range cs {
+				cs[i].Resources.Limits = nil
+			}
+		}
 	}
 	return obj, nil
 }
