@@ -7,6 +7,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -170,7 +171,23 @@ type server struct {
 	exited  chan error
 }
 
+// errPortTaken is a start that failed because a port freePort chose was
+// taken again before the server bound it.
+var errPortTaken = errors.New("a chosen port was taken before the server bound it")
+
+// startServer starts the server on free ports and waits for /readyz. A
+// port can be taken again between freePort and the server's bind (by any
+// connection's ephemeral port): that start is retried on other ports.
 func startServer(ctx context.Context, skiff, dataDir string, extra []string) (*server, time.Duration, error) {
+	for attempt := 1; ; attempt++ {
+		s, ready, err := startServerOnce(ctx, skiff, dataDir, extra)
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			return s, ready, err
+		}
+	}
+}
+
+func startServerOnce(ctx context.Context, skiff, dataDir string, extra []string) (*server, time.Duration, error) {
 	var ports [3]int
 	for i := range ports {
 		p, err := freePort()
@@ -212,7 +229,10 @@ func startServer(ctx context.Context, skiff, dataDir string, extra []string) (*s
 		select {
 		case err := <-exited:
 			logf.Close()
-			return nil, 0, fmt.Errorf("server exited before ready (%v); see %s", err, logf.Name())
+			if log, _ := os.ReadFile(logf.Name()); bytes.Contains(log, []byte("address already in use")) {
+				err = fmt.Errorf("%w (%v)", errPortTaken, err)
+			}
+			return nil, 0, fmt.Errorf("server exited before ready (%w); see %s", err, logf.Name())
 		case <-ctx.Done():
 			_ = cmd.Process.Kill()
 			logf.Close()
