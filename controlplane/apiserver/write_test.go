@@ -401,17 +401,22 @@ func TestNamespaceLifecycleAfterCreates(t *testing.T) {
 	if _, err := cms.Create(ctx, cm("b"), metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
 		t.Fatalf("create in a terminating namespace: got %v, want Forbidden", err)
 	}
-	if err := cms.Delete(ctx, "a", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
+	// What the namespace controller does: empty it, then finalize.
+	emptyAndFinalize := func(name string) {
+		t.Helper()
+		if err := cms.Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		ns, err := c.CoreV1().Namespaces().Get(ctx, "ephemeral", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Spec.Finalizers = nil
+		if _, err := c.CoreV1().Namespaces().Finalize(ctx, ns, metav1.UpdateOptions{}); err != nil {
+			t.Fatalf("finalize: %v", err)
+		}
 	}
-	ns, err := c.CoreV1().Namespaces().Get(ctx, "ephemeral", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Spec.Finalizers = nil
-	if _, err := c.CoreV1().Namespaces().Finalize(ctx, ns, metav1.UpdateOptions{}); err != nil {
-		t.Fatalf("finalize: %v", err)
-	}
+	emptyAndFinalize("a")
 	if _, err := cms.Create(ctx, cm("c"), metav1.CreateOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("create in a deleted namespace: got %v, want NotFound", err)
 	}
@@ -424,16 +429,7 @@ func TestNamespaceLifecycleAfterCreates(t *testing.T) {
 	if err := c.CoreV1().Namespaces().Delete(ctx, "ephemeral", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := cms.Delete(ctx, "d", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if ns, err = c.CoreV1().Namespaces().Get(ctx, "ephemeral", metav1.GetOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	ns.Spec.Finalizers = nil
-	if _, err := c.CoreV1().Namespaces().Finalize(ctx, ns, metav1.UpdateOptions{}); err != nil {
-		t.Fatalf("finalize: %v", err)
-	}
+	emptyAndFinalize("d")
 	if _, err := cms.Create(ctx, cm("e"), metav1.CreateOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("create in a deleted namespace: got %v, want NotFound", err)
 	}
