@@ -381,7 +381,9 @@ func TestNamespaceLifecycleAfterCreates(t *testing.T) {
 	ctx := testCtx(t)
 	c := srv.Client()
 	cms := c.CoreV1().ConfigMaps("ephemeral")
-	cm := func(name string) *corev1.ConfigMap { return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}} }
+	cm := func(name string) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	}
 	mkns := func() {
 		t.Helper()
 		if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ephemeral"}}, metav1.CreateOptions{}); err != nil {
