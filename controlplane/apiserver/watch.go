@@ -218,6 +218,9 @@ func (s *Server) watch(req *request) error {
 	}
 	// Without a selector or conversion, objects are sent as stored.
 	raw := p.sel.empty() && req.r.FromStorage == nil && accept == acceptObject
+	// With a selector, what it reads is decoded and what passes is sent
+	// as stored (watchsparse.go).
+	sparse := !raw && accept == acceptObject && sparseSelectable(req.r, p.sel)
 	// The response starts with the first event, so that an error before
 	// it (a too large resourceVersion) is still an HTTP error.
 	c := req.c
@@ -315,6 +318,16 @@ func (s *Server) watch(req *request) error {
 					if data != nil {
 						if err := w.sendRaw(typ, data); err != nil {
 							return nil
+						}
+						continue
+					}
+				}
+				if sparse {
+					if typ, data, ok := sparseWatchEvent(req.r, p.sel, ev); ok {
+						if data != nil {
+							if err := w.sendRaw(typ, data); err != nil {
+								return nil
+							}
 						}
 						continue
 					}
