@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/skiff-project/skiff/controlplane/apiserver/apiservertest"
@@ -240,6 +241,25 @@ func TestSelectors(t *testing.T) {
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)
+			}
+			// A watch's initial events select the same pods, whole.
+			send := true
+			w, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: tc.labels, FieldSelector: tc.field,
+				SendInitialEvents: &send, ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan, AllowWatchBookmarks: true})
+			if err != nil {
+				t.Fatalf("watch: %v", err)
+			}
+			defer w.Stop()
+			got = nil
+			for ev := nextEvent(t, w); ev.Type != watch.Bookmark; ev = nextEvent(t, w) {
+				p, ok := ev.Object.(*corev1.Pod)
+				if ev.Type != watch.Added || !ok || p.ResourceVersion == "" || len(p.Spec.Containers) != 1 {
+					t.Fatalf("initial event: got %s %+v, want ADDED of a whole pod", ev.Type, ev.Object)
+				}
+				got = append(got, p.Name)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("watch: got %v, want %v", got, tc.want)
 			}
 		})
 	}

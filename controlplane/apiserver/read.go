@@ -314,21 +314,15 @@ func (s *Server) listObjects(req *request, p listParams) ([]runtime.Object, meta
 	return objs, lm, err
 }
 
-// labelsOnly is the part of a stored object a label selector needs.
-type labelsOnly struct {
-	Metadata struct {
-		Labels map[string]string `json:"labels"`
-	} `json:"metadata"`
-}
-
 // listBatch is how many keys a list reads from etcd at a time, so that a
 // large list never holds more than one batch of raw values.
 const listBatch = 500
 
 // scanList visits, in key order, the objects a list selects (at most
-// p.limit, then a continue token). With decode false (only allowed when
-// the field selector is empty) obj is nil and the visitor uses the stored
-// bytes; a label selector then reads only the labels.
+// p.limit, then a continue token). With decode false obj is nil and the
+// visitor uses the stored bytes, and a selector that a sparse decode can
+// evaluate reads only what it needs (watchsparse.go); any other selector
+// decodes the object, which the visitor then gets.
 func (s *Server) scanList(req *request, p listParams, decode bool, visit func(kv storage.KeyValue, obj runtime.Object) error) (metav1.ListMeta, error) {
 	r := req.r
 	prefix := r.listPrefix(req.namespace)
@@ -352,16 +346,16 @@ func (s *Server) scanList(req *request, p listParams, decode bool, visit func(kv
 		}
 		for i, kv := range page.Items {
 			var obj runtime.Object
-			if !decode && filtered && p.sel.fields.Empty() {
-				// Labels alone decide: read just them.
-				var lo labelsOnly
-				if err := json.Unmarshal(kv.Value, &lo); err != nil {
-					return lm, internalError(fmt.Errorf("decode labels of %s: %w", kv.Key, err))
-				}
-				if !p.sel.labels.Matches(labels.Set(lo.Metadata.Labels)) {
+			sparse := false
+			if !decode && filtered && sparseMatchable(r, p.sel) {
+				// Read just what the selector needs (watchsparse.go).
+				match, ok := sparseMatches(r, p.sel, kv.Value)
+				if ok && !match {
 					continue
 				}
-			} else if decode || filtered {
+				sparse = ok
+			}
+			if !sparse && (decode || filtered) {
 				if obj, err = decodeKV(r, kv); err != nil {
 					return lm, internalError(err)
 				}
@@ -476,13 +470,13 @@ func (s *Server) newList(r *resource, objs []runtime.Object, lm metav1.ListMeta)
 }
 
 // streamList writes a list as it reads it, a batch at a time, so that a
-// list of 10,000 objects does not hold them all decoded. Without a selector
-// (or with only a label selector) the stored bytes are sent as they are,
-// with their resourceVersion put in.
+// list of 10,000 objects does not hold them all decoded. Without a selector,
+// or with one a sparse decode can evaluate (labels; fields of pods), the
+// stored bytes are sent as they are, with their resourceVersion put in.
 // The list's metadata comes after the items: it is known only at the end.
 func (s *Server) streamList(req *request, p listParams) error {
 	r := req.r
-	raw := p.sel.fields.Empty() && r.FromStorage == nil
+	raw := r.FromStorage == nil && sparseMatchable(r, p.sel)
 	w := req.c.Writer
 	started := false
 	begin := func() {

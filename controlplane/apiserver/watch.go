@@ -220,7 +220,7 @@ func (s *Server) watch(req *request) error {
 	raw := p.sel.empty() && req.r.FromStorage == nil && accept == acceptObject
 	// With a selector, what it reads is decoded and what passes is sent
 	// as stored (watchsparse.go).
-	sparse := !raw && accept == acceptObject && sparseSelectable(req.r, p.sel)
+	sparse := !raw && accept == acceptObject && req.r.FromStorage == nil && sparseMatchable(req.r, p.sel)
 	// The response starts with the first event, so that an error before
 	// it (a too large resourceVersion) is still an HTTP error.
 	c := req.c
@@ -242,7 +242,7 @@ func (s *Server) watch(req *request) error {
 		if p.rvSet {
 			lp.minRev = p.rv
 		}
-		lm, err := s.scanList(req, lp, !raw, func(kv storage.KeyValue, obj runtime.Object) error {
+		lm, err := s.scanList(req, lp, !raw && !sparse, func(kv storage.KeyValue, obj runtime.Object) error {
 			begin()
 			if obj == nil {
 				if data := withResourceVersion(kv.Value, kv.ModRevision); data != nil {

@@ -10,8 +10,8 @@ import (
 	"github.com/skiff-project/skiff/controlplane/storage"
 )
 
-// A watch with a selector must look into each object to decide what its
-// client sees, but it need not decode all of it: these sparse types hold
+// A watch or list with a selector must look into each object to decide
+// what its client sees, but it need not decode all of it: these sparse types hold
 // only what selectors read, and an object that passes is sent as stored
 // (with its resourceVersion spliced in) instead of being decoded in full
 // and encoded again, per watcher and per event. The common case is a
@@ -61,11 +61,11 @@ func (p *sparsePod) pod() *corev1.Pod {
 
 var podsGR = corev1.SchemeGroupVersion.WithResource("pods").GroupResource()
 
-// sparseSelectable reports whether watches of r through sel can match on
-// a sparse decode: label selectors on any resource stored as JSON, field
+// sparseMatchable reports whether sel can be evaluated on a sparse
+// decode of r's stored objects: label selectors on any resource, field
 // selectors on pods.
-func sparseSelectable(r *resource, sel selector) bool {
-	return r.FromStorage == nil && (sel.fields.Empty() || r.gr() == podsGR)
+func sparseMatchable(r *resource, sel selector) bool {
+	return sel.fields.Empty() || (r.gr() == podsGR && r.FromStorage == nil)
 }
 
 // sparseMatches evaluates sel against stored bytes; ok is false when they
@@ -85,8 +85,8 @@ func sparseMatches(r *resource, sel selector, data []byte) (match, ok bool) {
 	return sel.matches(r, p.pod()), true
 }
 
-// sparseWatchEvent is watchEvent for a watch that sparseSelectable
-// allows: the same transitions (entering the selector is ADDED, leaving
+// sparseWatchEvent is watchEvent for a watch that sparseMatchable
+// allows, of a resource whose stored form is what clients get: the same transitions (entering the selector is ADDED, leaving
 // it DELETED with the previous state), the object as stored bytes. ok is
 // false when the event needs the full path.
 func sparseWatchEvent(r *resource, sel selector, ev storage.Event) (typ watch.EventType, data []byte, ok bool) {
