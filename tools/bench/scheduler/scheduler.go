@@ -20,7 +20,6 @@
 package scheduler
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,7 +32,6 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -325,26 +323,14 @@ type rssSampler struct {
 	done chan struct{}
 }
 
+// procStatus is one memory field of this process's /proc status, in
+// bytes; 0 when it cannot be read.
 func procStatus(field string) int64 {
-	f, err := os.Open("/proc/self/status")
+	v, err := procmem.Status(0, field)
 	if err != nil {
 		return 0
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, field+":") {
-			continue
-		}
-		fields := strings.Fields(strings.TrimPrefix(line, field+":"))
-		if len(fields) == 0 {
-			return 0
-		}
-		kb, _ := strconv.ParseInt(fields[0], 10, 64)
-		return kb << 10
-	}
-	return 0
+	return v[0]
 }
 
 func startRSSSampler() *rssSampler {

@@ -24,32 +24,53 @@ type Usage struct {
 	EtcdDB     int64
 }
 
-// Read reads pid's usage; pid 0 is the calling process.
-func Read(pid int) (Usage, error) {
-	dir := "/proc/self"
-	if pid != 0 {
-		dir = fmt.Sprintf("/proc/%d", pid)
+func procDir(pid int) string {
+	if pid == 0 {
+		return "/proc/self"
 	}
-	var u Usage
+	return fmt.Sprintf("/proc/%d", pid)
+}
+
+// Status reads memory fields of pid's /proc status ("VmRSS", "VmHWM",
+// "RssAnon", ...) in bytes; pid 0 is the calling process. A field the
+// file lacks is an error.
+func Status(pid int, names ...string) ([]int64, error) {
+	dir := procDir(pid)
 	st, err := os.ReadFile(dir + "/status")
 	if err != nil {
-		return u, err
+		return nil, err
 	}
-	fields := map[string]*int64{"VmRSS:": &u.RSS, "RssAnon:": &u.Anon, "RssFile:": &u.File}
+	out := make([]int64, len(names))
+	found := 0
 	for _, line := range strings.Split(string(st), "\n") {
-		name, rest, ok := strings.Cut(line, "\t")
+		name, rest, ok := strings.Cut(line, ":")
 		if !ok {
 			continue
 		}
-		if dst := fields[name]; dst != nil {
-			if *dst, err = kib(rest); err != nil {
-				return u, fmt.Errorf("%s %s: %w", dir, name, err)
+		for i, want := range names {
+			if name == want {
+				if out[i], err = kib(rest); err != nil {
+					return nil, fmt.Errorf("%s/status %s: %w", dir, name, err)
+				}
+				found++
 			}
 		}
 	}
-	if u.RSS == 0 {
-		return u, fmt.Errorf("%s/status: no VmRSS", dir)
+	if found < len(names) {
+		return nil, fmt.Errorf("%s/status: missing one of %v", dir, names)
 	}
+	return out, nil
+}
+
+// Read reads pid's usage; pid 0 is the calling process.
+func Read(pid int) (Usage, error) {
+	dir := procDir(pid)
+	var u Usage
+	st, err := Status(pid, "VmRSS", "RssAnon", "RssFile")
+	if err != nil {
+		return u, err
+	}
+	u.RSS, u.Anon, u.File = st[0], st[1], st[2]
 	exe, err := os.Readlink(dir + "/exe")
 	if err != nil {
 		return u, err

@@ -34,3 +34,16 @@ func TestReadMissingProcess(t *testing.T) {
 		t.Fatal("Read of a pid that cannot exist succeeded")
 	}
 }
+
+func TestStatus(t *testing.T) {
+	v, err := Status(0, "VmHWM", "VmRSS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v[0] <= 0 || v[1] <= 0 || v[1] > v[0] {
+		t.Errorf("VmHWM %d, VmRSS %d: want 0 < VmRSS <= VmHWM", v[0], v[1])
+	}
+	if _, err := Status(0, "VmRSS", "NoSuchField"); err == nil {
+		t.Error("a missing field read without error")
+	}
+}
