@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/skiff-project/skiff/dataplane/ebpf"
 	"github.com/skiff-project/skiff/dataplane/iptables"
 	"github.com/skiff-project/skiff/dataplane/testbed"
@@ -197,4 +199,22 @@ func timeWait(t *testing.T, nsPath string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestListenDefersAccept: the echo servers' listeners complete a
+// connection only when its first data arrives (TCP_DEFER_ACCEPT), which
+// keeps the backend kernel's ACK/data race out of the measurement.
+func TestListenDefersAccept(t *testing.T) {
+	fd, err := listenTCP(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	v, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v <= 0 {
+		t.Errorf("TCP_DEFER_ACCEPT is %d, want it set", v)
+	}
 }
