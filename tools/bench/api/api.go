@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -200,6 +201,12 @@ func startServerOnce(ctx context.Context, skiff, dataDir string, extra []string)
 	if err != nil {
 		return nil, 0, err
 	}
+	// Where this start's output begins in the log (restarts append).
+	logStart, err := logf.Seek(0, io.SeekEnd)
+	if err != nil {
+		logf.Close()
+		return nil, 0, err
+	}
 	cmd := exec.Command(skiff, "server", "--data-dir", dataDir, "--bind-address", "127.0.0.1",
 		"--secure-port", strconv.Itoa(ports[0]),
 		"--etcd-client-url", fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
@@ -229,7 +236,7 @@ func startServerOnce(ctx context.Context, skiff, dataDir string, extra []string)
 		select {
 		case err := <-exited:
 			logf.Close()
-			if log, _ := os.ReadFile(logf.Name()); bytes.Contains(log, []byte("address already in use")) {
+			if log, _ := os.ReadFile(logf.Name()); int64(len(log)) > logStart && bytes.Contains(log[logStart:], []byte("address already in use")) {
 				err = fmt.Errorf("%w (%v)", errPortTaken, err)
 			}
 			return nil, 0, fmt.Errorf("server exited before ready (%w); see %s", err, logf.Name())
