@@ -206,9 +206,18 @@ const (
 // negotiate parses the Accept header: the first acceptable media range
 // wins. It returns 406 when none is acceptable.
 func negotiate(c *gin.Context) (acceptKind, error) {
+	k, _, err := negotiateWire(c)
+	return k, err
+}
+
+// negotiateWire is negotiate that also says in which encoding: protobuf
+// when the client asked for it first (client-go's typed clients and
+// informers, configured as kube-controller-manager's are), for objects,
+// lists and watches; Tables and metadata are JSON only.
+func negotiateWire(c *gin.Context) (acceptKind, wire, error) {
 	h := c.GetHeader("Accept")
 	if strings.TrimSpace(h) == "" {
-		return acceptObject, nil
+		return acceptObject, wireJSON, nil
 	}
 	for _, part := range strings.Split(h, ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
@@ -217,22 +226,27 @@ func negotiate(c *gin.Context) (acceptKind, error) {
 		}
 		switch mt {
 		case "application/json", "application/yaml", "*/*", "application/*":
+		case protobufType:
+			if params["as"] == "" {
+				return acceptObject, wireProto, nil
+			}
+			continue
 		default:
 			continue
 		}
 		as := params["as"]
 		switch {
 		case as == "":
-			return acceptObject, nil
+			return acceptObject, wireJSON, nil
 		case as == "Table" && params["g"] == "meta.k8s.io" && (params["v"] == "v1" || params["v"] == "v1beta1"):
-			return acceptTable, nil
+			return acceptTable, wireJSON, nil
 		case as == "PartialObjectMetadata" && params["g"] == "meta.k8s.io" && (params["v"] == "v1" || params["v"] == "v1beta1"):
-			return acceptPartialMetadata, nil
+			return acceptPartialMetadata, wireJSON, nil
 		case as == "PartialObjectMetadataList" && params["g"] == "meta.k8s.io" && (params["v"] == "v1" || params["v"] == "v1beta1"):
-			return acceptPartialMetadataList, nil
+			return acceptPartialMetadataList, wireJSON, nil
 		case as == "APIGroupDiscoveryList" && params["g"] == "apidiscovery.k8s.io" && params["v"] == "v2":
-			return acceptDiscoveryAggregated, nil
+			return acceptDiscoveryAggregated, wireJSON, nil
 		}
 	}
-	return 0, notAcceptable()
+	return 0, 0, notAcceptable()
 }

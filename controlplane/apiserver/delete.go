@@ -107,7 +107,7 @@ func (s *Server) deleteOptions(req *request) (*metav1.DeleteOptions, error) {
 }
 
 func (s *Server) delete(req *request) error {
-	accept, err := negotiate(req.c)
+	accept, enc, err := negotiateWire(req.c)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func (s *Server) delete(req *request) error {
 		})
 		return nil
 	}
-	return s.respondObject(req, code, out, accept)
+	return s.respondObject(req, code, out, accept, enc)
 }
 
 // preconditionsHold checks DeleteOptions.Preconditions against obj.

@@ -201,8 +201,13 @@ func TestDiscoveryTablesAndMetrics(t *testing.T) {
 	if code != 200 || !strings.Contains(string(body), `"kind":"PartialObjectMetadata"`) {
 		t.Errorf("partial metadata: got %d %s", code, body)
 	}
-	if code, _, _ := c.do("GET", "/api/v1/namespaces", "", nil, "Accept", "application/vnd.kubernetes.protobuf"); code != 406 {
-		t.Errorf("protobuf only: got %d, want 406", code)
+	if code, hdr, body := c.do("GET", "/api/v1/namespaces", "", nil, "Accept", "application/vnd.kubernetes.protobuf"); code != 200 ||
+		hdr.Get("Content-Type") != "application/vnd.kubernetes.protobuf" || !strings.HasPrefix(string(body), "k8s\x00") {
+		t.Errorf("protobuf list: got %d %s %q", code, hdr.Get("Content-Type"), body)
+	}
+	// Tables are JSON only.
+	if code, _, _ := c.do("GET", "/api/v1/namespaces", "", nil, "Accept", "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io"); code != 406 {
+		t.Errorf("protobuf Table: got %d, want 406", code)
 	}
 	code, _, body = c.do("GET", "/metrics", "", nil)
 	for _, want := range []string{`apiserver_request_total{code="200",resource="namespaces",verb="list"}`, `apiserver_request_duration_seconds_bucket{code="200",resource="namespaces",verb="list",le="60"}`, "etcd_request_duration_seconds_bucket", "apiserver_registered_watchers"} {

@@ -12,8 +12,10 @@ import (
 	"github.com/skiff-project/skiff/controlplane/storage"
 )
 
-// encodeForStorage returns the bytes stored for obj: JSON of the storage
-// type, without resourceVersion (etcd's revision is the version).
+// encodeForStorage returns the bytes stored for obj: the Kubernetes
+// protobuf of the storage type (wire.go), as kube-apiserver stores it,
+// without resourceVersion (etcd's revision is the version). A type
+// without a protobuf encoding is stored as JSON.
 func encodeForStorage(r *resource, obj runtime.Object) ([]byte, error) {
 	var err error
 	if r.ToStorage != nil {
@@ -29,7 +31,12 @@ func encodeForStorage(r *resource, obj runtime.Object) ([]byte, error) {
 	m.SetResourceVersion("")
 	gvk := obj.GetObjectKind().GroupVersionKind()
 	obj.GetObjectKind().SetGroupVersionKind(r.owner.GroupVersionKind())
-	data, err := json.Marshal(obj)
+	var data []byte
+	if _, ok := obj.(protoMarshaller); ok {
+		data, err = encodeProto(obj)
+	} else {
+		data, err = json.Marshal(obj)
+	}
 	m.SetResourceVersion(rv)
 	obj.GetObjectKind().SetGroupVersionKind(gvk)
 	if err != nil {
@@ -39,13 +46,19 @@ func encodeForStorage(r *resource, obj runtime.Object) ([]byte, error) {
 }
 
 // decodeFromStorage decodes stored bytes into the resource's type and sets
-// resourceVersion to rev.
+// resourceVersion to rev. Values are protobuf, or JSON when an older
+// Skiff wrote them (rewritten as protobuf on their next update).
 func decodeFromStorage(r *resource, data []byte, rev int64) (runtime.Object, error) {
 	obj := r.owner.New()
-	if err := json.Unmarshal(data, obj); err != nil {
+	var err error
+	if isProto(data) {
+		err = decodeProto(data, r.owner.Kind, obj)
+	} else {
+		err = json.Unmarshal(data, obj)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("decode stored %s: %w", r.owner.Kind, err)
 	}
-	var err error
 	if r.FromStorage != nil {
 		if obj, err = r.FromStorage(obj); err != nil {
 			return nil, fmt.Errorf("convert stored %s: %w", r.owner.Kind, err)

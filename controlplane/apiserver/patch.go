@@ -79,7 +79,7 @@ func (s *Server) patch(req *request) error {
 	if err != nil {
 		return err
 	}
-	accept, err := negotiate(req.c)
+	accept, enc, err := negotiateWire(req.c)
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func (s *Server) patch(req *request) error {
 	if created {
 		code = http.StatusCreated
 	}
-	return s.respondObject(req, code, out, accept)
+	return s.respondObject(req, code, out, accept, enc)
 }
 
 // patchSpec returns the update that applies p to the current object.

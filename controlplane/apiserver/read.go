@@ -39,32 +39,32 @@ func (s *Server) getObject(req *request) (runtime.Object, error) {
 }
 
 func (s *Server) get(req *request) error {
-	accept, err := negotiate(req.c)
+	accept, enc, err := negotiateWire(req.c)
 	if err != nil {
 		return err
 	}
+	kv, err := s.store.Get(req.ctx, req.r.key(req.namespace, req.name))
+	if err != nil {
+		return storageError(err, req.gr(), req.name)
+	}
 	if accept == acceptObject && req.r.FromStorage == nil {
-		kv, err := s.store.Get(req.ctx, req.r.key(req.namespace, req.name))
-		if err != nil {
-			return storageError(err, req.gr(), req.name)
-		}
-		if data := withResourceVersion(kv.Value, kv.ModRevision); data != nil {
-			req.c.Header("Content-Type", "application/json")
+		if data := enc.fromStored(kv.Value, kv.ModRevision); data != nil {
+			req.c.Header("Content-Type", enc.contentType())
 			req.c.Status(http.StatusOK)
 			_, _ = req.c.Writer.Write(data)
 			return nil
 		}
 	}
-	obj, err := s.getObject(req)
+	obj, err := decodeKV(req.r, kv)
 	if err != nil {
-		return err
+		return internalError(err)
 	}
-	return s.respondObject(req, http.StatusOK, obj, accept)
+	return s.respondObject(req, http.StatusOK, obj, accept, enc)
 }
 
-// respondObject writes one object as the client asked: the object, a
-// Table or PartialObjectMetadata.
-func (s *Server) respondObject(req *request, code int, obj runtime.Object, accept acceptKind) error {
+// respondObject writes one object as the client asked: the object (in
+// JSON or protobuf), a Table or PartialObjectMetadata.
+func (s *Server) respondObject(req *request, code int, obj runtime.Object, accept acceptKind, enc wire) error {
 	switch accept {
 	case acceptTable:
 		t, err := s.table(req, obj)
@@ -77,6 +77,16 @@ func (s *Server) respondObject(req *request, code int, obj runtime.Object, accep
 	case acceptPartialMetadataList, acceptDiscoveryAggregated:
 		return notAcceptable()
 	default:
+		if enc == wireProto {
+			data, err := encodeProto(obj)
+			if err != nil {
+				return internalError(err)
+			}
+			req.c.Header("Content-Type", protobufType)
+			req.c.Status(code)
+			_, _ = req.c.Writer.Write(data)
+			return nil
+		}
 		writeJSON(req.c, code, obj)
 	}
 	return nil
@@ -319,10 +329,9 @@ func (s *Server) listObjects(req *request, p listParams) ([]runtime.Object, meta
 const listBatch = 500
 
 // scanList visits, in key order, the objects a list selects (at most
-// p.limit, then a continue token). With decode false obj is nil and the
-// visitor uses the stored bytes, and a selector that a sparse decode can
-// evaluate reads only what it needs (watchsparse.go); any other selector
-// decodes the object, which the visitor then gets.
+// p.limit, then a continue token). The visitor gets the decoded object
+// when decode asks for it or a selector needed it, else nil (it then uses
+// the stored bytes).
 func (s *Server) scanList(req *request, p listParams, decode bool, visit func(kv storage.KeyValue, obj runtime.Object) error) (metav1.ListMeta, error) {
 	r := req.r
 	prefix := r.listPrefix(req.namespace)
@@ -346,16 +355,7 @@ func (s *Server) scanList(req *request, p listParams, decode bool, visit func(kv
 		}
 		for i, kv := range page.Items {
 			var obj runtime.Object
-			sparse := false
-			if !decode && filtered && sparseMatchable(r, p.sel) {
-				// Read just what the selector needs (watchsparse.go).
-				match, ok := sparseMatches(r, p.sel, kv.Value)
-				if ok && !match {
-					continue
-				}
-				sparse = ok
-			}
-			if !sparse && (decode || filtered) {
+			if decode || filtered {
 				if obj, err = decodeKV(r, kv); err != nil {
 					return lm, internalError(err)
 				}
@@ -412,13 +412,16 @@ func listError(err error, p listParams, prefix string) error {
 }
 
 func (s *Server) list(req *request) error {
-	accept, err := negotiate(req.c)
+	accept, enc, err := negotiateWire(req.c)
 	if err != nil {
 		return err
 	}
 	p, err := parseListParams(req)
 	if err != nil {
 		return err
+	}
+	if accept == acceptObject && enc == wireProto {
+		return s.protoList(req, p)
 	}
 	if accept == acceptObject {
 		return s.streamList(req, p)
@@ -469,14 +472,12 @@ func (s *Server) newList(r *resource, objs []runtime.Object, lm metav1.ListMeta)
 	return list
 }
 
-// streamList writes a list as it reads it, a batch at a time, so that a
-// list of 10,000 objects does not hold them all decoded. Without a selector,
-// or with one a sparse decode can evaluate (labels; fields of pods), the
-// stored bytes are sent as they are, with their resourceVersion put in.
-// The list's metadata comes after the items: it is known only at the end.
+// streamList writes a JSON list as it reads it, a batch at a time, so
+// that a list of 10,000 objects does not hold them all decoded. The list's
+// metadata comes after the items: it is known only at the end.
 func (s *Server) streamList(req *request, p listParams) error {
 	r := req.r
-	raw := r.FromStorage == nil && sparseMatchable(r, p.sel)
+	raw := r.FromStorage == nil
 	w := req.c.Writer
 	started := false
 	begin := func() {
@@ -491,18 +492,16 @@ func (s *Server) streamList(req *request, p listParams) error {
 	n := 0
 	lm, err := s.scanList(req, p, !raw, func(kv storage.KeyValue, obj runtime.Object) error {
 		var data []byte
-		if obj == nil {
-			data = withResourceVersion(kv.Value, kv.ModRevision)
-			if data == nil {
-				o, err := decodeKV(r, kv)
-				if err != nil {
-					return internalError(err)
-				}
-				obj = o
-			}
+		if raw {
+			data = wireJSON.fromStored(kv.Value, kv.ModRevision)
 		}
 		if data == nil {
 			var err error
+			if obj == nil {
+				if obj, err = decodeKV(r, kv); err != nil {
+					return internalError(err)
+				}
+			}
 			if data, err = json.Marshal(obj); err != nil {
 				return internalError(err)
 			}
@@ -531,6 +530,49 @@ func (s *Server) streamList(req *request, p listParams) error {
 	_, _ = w.WriteString(`],"metadata":`)
 	_, _ = w.Write(md)
 	_, _ = w.WriteString("}\n")
+	return nil
+}
+
+// protoList writes a protobuf list. Its envelope begins with its length,
+// so it is built whole before it is sent; the items are stored bytes with
+// their resourceVersion put in when there is no conversion.
+func (s *Server) protoList(req *request, p listParams) error {
+	r := req.r
+	raw := r.FromStorage == nil
+	l := protoListWriter{apiVersion: r.GroupVersion.String(), kind: r.Kind + "List"}
+	lm, err := s.scanList(req, p, !raw, func(kv storage.KeyValue, obj runtime.Object) error {
+		var item []byte
+		if raw {
+			item = protoRawWithResourceVersion(protoRaw(kv.Value), kv.ModRevision)
+		}
+		if item == nil {
+			var err error
+			if obj == nil {
+				if obj, err = decodeKV(r, kv); err != nil {
+					return internalError(err)
+				}
+			}
+			m, ok := obj.(interface{ Marshal() ([]byte, error) })
+			if !ok {
+				return internalError(fmt.Errorf("%T has no protobuf encoding", obj))
+			}
+			if item, err = m.Marshal(); err != nil {
+				return internalError(err)
+			}
+		}
+		l.add(item)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	data, err := l.bytes(&lm)
+	if err != nil {
+		return internalError(err)
+	}
+	req.c.Header("Content-Type", protobufType)
+	req.c.Status(http.StatusOK)
+	_, _ = req.c.Writer.Write(data)
 	return nil
 }
 

@@ -100,11 +100,13 @@ func parseWatchParams(req *request) (watchParams, error) {
 	return p, nil
 }
 
-// watchStream writes watch events to the response.
+// watchStream writes watch events to the response: JSON objects one per
+// line, or length-prefixed protobuf WatchEvents (wire.go).
 type watchStream struct {
 	req        *request
 	s          *Server
 	accept     acceptKind
+	enc        wire
 	sentHeader bool
 	flusher    http.Flusher
 }
@@ -112,8 +114,6 @@ type watchStream struct {
 func (w *watchStream) encodeObject(obj runtime.Object) ([]byte, error) {
 	switch w.accept {
 	case acceptTable:
-		opts := w.req.c.Query("includeObject")
-		_ = opts
 		t, err := w.s.table(w.req, obj)
 		if err != nil {
 			return nil, err
@@ -126,7 +126,7 @@ func (w *watchStream) encodeObject(obj runtime.Object) ([]byte, error) {
 	case acceptPartialMetadata, acceptPartialMetadataList:
 		return json.Marshal(partialMetadata(obj))
 	}
-	return json.Marshal(obj)
+	return w.enc.encode(obj)
 }
 
 func (w *watchStream) send(typ watch.EventType, obj runtime.Object) error {
@@ -137,7 +137,12 @@ func (w *watchStream) send(typ watch.EventType, obj runtime.Object) error {
 	return w.sendRaw(typ, data)
 }
 
+// sendRaw sends an event whose object is already encoded.
 func (w *watchStream) sendRaw(typ watch.EventType, data []byte) error {
+	if w.enc == wireProto {
+		_, err := w.req.c.Writer.Write(protoWatchFrame(string(typ), data))
+		return err
+	}
 	buf := make([]byte, 0, len(data)+32)
 	buf = append(buf, `{"type":"`...)
 	buf = append(buf, typ...)
@@ -146,6 +151,24 @@ func (w *watchStream) sendRaw(typ watch.EventType, data []byte) error {
 	buf = append(buf, "}\n"...)
 	_, err := w.req.c.Writer.Write(buf)
 	return err
+}
+
+// sendStored sends an event for a stored object: as stored with the
+// revision spliced in when the client takes that form, else decoded
+// (obj, when the caller already did) and encoded.
+func (w *watchStream) sendStored(typ watch.EventType, stored bool, val []byte, rev int64, obj runtime.Object) error {
+	if stored {
+		if data := w.enc.fromStored(val, rev); data != nil {
+			return w.sendRaw(typ, data)
+		}
+	}
+	if obj == nil {
+		var err error
+		if obj, err = decodeFromStorage(w.req.r, val, rev); err != nil {
+			return internalError(err)
+		}
+	}
+	return w.send(typ, obj)
 }
 
 func (w *watchStream) flush() { w.flusher.Flush() }
@@ -160,6 +183,13 @@ func (w *watchStream) bookmark(rev int64, initialEnd bool) error {
 		m.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
 	}
 	obj.GetObjectKind().SetGroupVersionKind(w.req.r.GroupVersionKind())
+	if w.enc == wireProto {
+		data, err := encodeProto(obj)
+		if err != nil {
+			return err
+		}
+		return w.sendRaw(watch.Bookmark, data)
+	}
 	if w.accept == acceptPartialMetadata || w.accept == acceptPartialMetadataList {
 		data, err := json.Marshal(partialMetadata(obj))
 		if err != nil {
@@ -185,7 +215,10 @@ func (w *watchStream) bookmark(rev int64, initialEnd bool) error {
 func (w *watchStream) sendError(err error) {
 	st := toStatus(err)
 	st.Kind, st.APIVersion = "Status", "v1"
-	data, _ := json.Marshal(st)
+	data, err := w.enc.encode(st)
+	if err != nil {
+		return
+	}
 	_ = w.sendRaw(watch.Error, data)
 	w.flush()
 }
@@ -194,7 +227,7 @@ func (w *watchStream) sendError(err error) {
 // resourceVersion was given), then every change after the start revision,
 // until the timeout, the client leaving or the server stopping.
 func (s *Server) watch(req *request) error {
-	accept, err := negotiate(req.c)
+	accept, enc, err := negotiateWire(req.c)
 	if err != nil {
 		return err
 	}
@@ -216,11 +249,9 @@ func (s *Server) watch(req *request) error {
 	if p.sendInitialEvents != nil {
 		initial = *p.sendInitialEvents
 	}
-	// Without a selector or conversion, objects are sent as stored.
-	raw := p.sel.empty() && req.r.FromStorage == nil && accept == acceptObject
-	// With a selector, what it reads is decoded and what passes is sent
-	// as stored (watchsparse.go).
-	sparse := !raw && accept == acceptObject && req.r.FromStorage == nil && sparseMatchable(req.r, p.sel)
+	// Without a conversion, objects are sent as stored, with their
+	// revision spliced in: with a selector, after it decoded them.
+	stored := req.r.FromStorage == nil && accept == acceptObject
 	// The response starts with the first event, so that an error before
 	// it (a too large resourceVersion) is still an HTTP error.
 	c := req.c
@@ -229,11 +260,15 @@ func (s *Server) watch(req *request) error {
 		if w != nil {
 			return
 		}
-		c.Header("Content-Type", "application/json")
+		if enc == wireProto {
+			c.Header("Content-Type", protobufType+";stream=watch")
+		} else {
+			c.Header("Content-Type", "application/json")
+		}
 		c.Header("Cache-Control", "no-cache, private")
 		c.Status(http.StatusOK)
 		c.Writer.WriteHeaderNow()
-		w = &watchStream{req: req, s: s, accept: accept, flusher: flusher}
+		w = &watchStream{req: req, s: s, accept: accept, enc: enc, flusher: flusher}
 	}
 	var from int64
 	if initial {
@@ -242,19 +277,9 @@ func (s *Server) watch(req *request) error {
 		if p.rvSet {
 			lp.minRev = p.rv
 		}
-		lm, err := s.scanList(req, lp, !raw && !sparse, func(kv storage.KeyValue, obj runtime.Object) error {
+		lm, err := s.scanList(req, lp, !stored, func(kv storage.KeyValue, obj runtime.Object) error {
 			begin()
-			if obj == nil {
-				if data := withResourceVersion(kv.Value, kv.ModRevision); data != nil {
-					return w.sendRaw(watch.Added, data)
-				}
-				o, err := decodeKV(req.r, kv)
-				if err != nil {
-					return internalError(err)
-				}
-				obj = o
-			}
-			return w.send(watch.Added, obj)
+			return w.sendStored(watch.Added, stored, kv.Value, kv.ModRevision, obj)
 		})
 		if err != nil {
 			if w == nil {
@@ -313,34 +338,15 @@ func (s *Server) watch(req *request) error {
 				return nil
 			}
 			for _, ev := range res.Events {
-				if raw {
-					typ, data := rawWatchEvent(ev)
-					if data != nil {
-						if err := w.sendRaw(typ, data); err != nil {
-							return nil
-						}
-						continue
-					}
-				}
-				if sparse {
-					if typ, data, ok := sparseWatchEvent(req.r, p.sel, ev); ok {
-						if data != nil {
-							if err := w.sendRaw(typ, data); err != nil {
-								return nil
-							}
-						}
-						continue
-					}
-				}
-				typ, obj, err := s.watchEvent(req, p.sel, ev)
+				typ, val, obj, err := watchEvent(req.r, p.sel, ev, !stored)
 				if err != nil {
 					w.sendError(internalError(err))
 					return nil
 				}
-				if obj == nil {
+				if typ == "" {
 					continue
 				}
-				if err := w.send(typ, obj); err != nil {
+				if err := w.sendStored(typ, stored, val, ev.Revision, obj); err != nil {
 					return nil
 				}
 			}
@@ -353,19 +359,33 @@ func (s *Server) watch(req *request) error {
 }
 
 // watchEvent turns a storage event into the watch event the client sees
-// through its selector, or nil when the client does not see it.
-func (s *Server) watchEvent(req *request, sel selector, ev storage.Event) (watch.EventType, runtime.Object, error) {
-	r := req.r
+// through its selector: its type ("" when the client does not see it),
+// the stored bytes of the object it carries (the new state, or the last
+// one for DELETED) and, when deciding took a decode (a selector), or
+// decode asks for it, that object with the event's revision.
+func watchEvent(r *resource, sel selector, ev storage.Event, decode bool) (watch.EventType, []byte, runtime.Object, error) {
+	if sel.empty() && !decode {
+		switch {
+		case ev.Type == storage.EventDelete:
+			if ev.PrevValue == nil {
+				return "", nil, nil, nil
+			}
+			return watch.Deleted, ev.PrevValue, nil, nil
+		case ev.Created:
+			return watch.Added, ev.Value, nil, nil
+		}
+		return watch.Modified, ev.Value, nil, nil
+	}
 	var cur, prev runtime.Object
 	var err error
 	if ev.Type == storage.EventPut {
 		if cur, err = decodeFromStorage(r, ev.Value, ev.Revision); err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
 	}
 	if ev.PrevValue != nil && (ev.Type == storage.EventDelete || !sel.empty()) {
 		if prev, err = decodeFromStorage(r, ev.PrevValue, ev.Revision); err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
 	}
 	curOK := cur != nil && sel.matches(r, cur)
@@ -373,33 +393,21 @@ func (s *Server) watchEvent(req *request, sel selector, ev storage.Event) (watch
 	switch {
 	case ev.Type == storage.EventDelete:
 		if prevOK {
-			return watch.Deleted, prev, nil
+			return watch.Deleted, ev.PrevValue, prev, nil
 		}
-	case ev.Created || (sel.empty() == false && curOK && !prevOK):
+	case ev.Created || (!sel.empty() && curOK && !prevOK):
+		// Entering the selector is ADDED, as kube-apiserver's watch
+		// filter has it.
 		if curOK {
-			return watch.Added, cur, nil
+			return watch.Added, ev.Value, cur, nil
 		}
 	case curOK:
-		return watch.Modified, cur, nil
+		return watch.Modified, ev.Value, cur, nil
 	case prevOK:
-		return watch.Deleted, prev, nil
+		// Leaving it is DELETED, with the last state it matched in.
+		return watch.Deleted, ev.PrevValue, prev, nil
 	}
-	return "", nil, nil
-}
-
-// rawWatchEvent builds an event from the stored bytes, with the event's
-// revision as resourceVersion; nil when the bytes are not in stored form.
-func rawWatchEvent(ev storage.Event) (watch.EventType, []byte) {
-	switch {
-	case ev.Type == storage.EventDelete:
-		if ev.PrevValue == nil {
-			return "", nil
-		}
-		return watch.Deleted, withResourceVersion(ev.PrevValue, ev.Revision)
-	case ev.Created:
-		return watch.Added, withResourceVersion(ev.Value, ev.Revision)
-	}
-	return watch.Modified, withResourceVersion(ev.Value, ev.Revision)
+	return "", nil, nil, nil
 }
 
 // cancelOnStop calls cancel when the server stops (Close), for work that

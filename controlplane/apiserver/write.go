@@ -75,7 +75,7 @@ func (s *Server) create(req *request) error {
 	if err != nil {
 		return err
 	}
-	accept, err := negotiate(req.c)
+	accept, enc, err := negotiateWire(req.c)
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func (s *Server) create(req *request) error {
 	if err != nil {
 		return err
 	}
-	return s.respondObject(req, http.StatusCreated, out, accept)
+	return s.respondObject(req, http.StatusCreated, out, accept, enc)
 }
 
 // checkNamespace makes obj's namespace the request's (or fails when they
@@ -216,7 +216,7 @@ func (s *Server) update(req *request) error {
 	if err != nil {
 		return err
 	}
-	accept, err := negotiate(req.c)
+	accept, enc, err := negotiateWire(req.c)
 	if err != nil {
 		return err
 	}
@@ -245,7 +245,7 @@ func (s *Server) update(req *request) error {
 	if created {
 		code = http.StatusCreated
 	}
-	return s.respondObject(req, code, out, accept)
+	return s.respondObject(req, code, out, accept, enc)
 }
 
 // updateSpec describes a read-modify-write of one object.

@@ -174,7 +174,15 @@ func (m *Manager) initClients() error {
 			cfg.QPS, cfg.Burst = 100, 200
 		}
 		if m.client == nil {
-			c, err := kubernetes.NewForConfig(cfg)
+			// Typed clients speak protobuf, as kube-controller-manager's
+			// (--kube-api-content-type); the metadata and dynamic
+			// clients choose their own encodings.
+			pc := rest.CopyConfig(cfg)
+			if pc.ContentType == "" {
+				pc.ContentType = "application/vnd.kubernetes.protobuf"
+				pc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+			}
+			c, err := kubernetes.NewForConfig(pc)
 			if err != nil {
 				return fmt.Errorf("build clientset: %w", err)
 			}

@@ -62,6 +62,8 @@ func Run(ctx context.Context, args []string) error {
 	}
 	cfg.UserAgent = "skiff-hollow-nodes"
 	cfg.QPS, cfg.Burst = 100, 200
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err

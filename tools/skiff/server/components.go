@@ -46,13 +46,15 @@ func (l *Loopback) Config() *rest.Config {
 }
 
 // Client returns a clientset on the loopback config, with name as its user
-// agent.
+// agent, speaking protobuf as the control plane's components do.
 func (l *Loopback) Client(name string) (kubernetes.Interface, error) {
 	cfg := l.Config()
 	if cfg == nil {
 		return nil, errors.New("loopback client requested before the API server started")
 	}
 	cfg.UserAgent = name
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	return kubernetes.NewForConfig(cfg)
 }
 
