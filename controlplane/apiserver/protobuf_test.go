@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/skiff-project/skiff/controlplane/apiserver"
 	"github.com/skiff-project/skiff/controlplane/apiserver/apiservertest"
 	"github.com/skiff-project/skiff/controlplane/storage"
 )
@@ -68,6 +69,22 @@ func protoClient(t *testing.T, srv *apiservertest.Server) (kubernetes.Interface,
 
 const protoCT = "application/vnd.kubernetes.protobuf"
 
+// jsonClient is a clientset that takes JSON only (client-go's typed
+// clients ask for protobuf first by default).
+func jsonClient(t *testing.T, srv *apiservertest.Server) (kubernetes.Interface, *contentTypes) {
+	t.Helper()
+	cfg := srv.RESTConfig()
+	cfg.ContentType = "application/json"
+	cfg.AcceptContentTypes = "application/json"
+	ct := &contentTypes{seen: map[string]string{}}
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { ct.rt = rt; return ct }
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, ct
+}
+
 // TestProtobufClient: a protobuf client-go gets protobuf objects, lists
 // (with selectors and pages) and watch events (with the selector's
 // transitions, bookmarks and the 410 of a compacted start), and the
@@ -113,9 +130,13 @@ func TestProtobufClient(t *testing.T) {
 		t.Errorf("get: rv %s image %s, want rv %s image img", got.ResourceVersion, got.Spec.Containers[0].Image, created[0].ResourceVersion)
 	}
 	// What a JSON client reads is the same object.
-	jp, err := srv.Client().CoreV1().Pods("default").Get(ctx, "p0", metav1.GetOptions{})
+	jc, jct := jsonClient(t, srv)
+	jp, err := jc.CoreV1().Pods("default").Get(ctx, "p0", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c := jct.get("GET /api/v1/namespaces/default/pods/p0"); c != "application/json" {
+		t.Errorf("JSON client answered in %q", c)
 	}
 	jp.TypeMeta = got.TypeMeta
 	if a, b := mustJSON(t, jp), mustJSON(t, got); a != b {
@@ -292,7 +313,8 @@ func TestLegacyJSONValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	pc, _ := protoClient(t, srv)
-	for name, c := range map[string]kubernetes.Interface{"json": srv.Client(), "protobuf": pc} {
+	jc, _ := jsonClient(t, srv)
+	for name, c := range map[string]kubernetes.Interface{"json": jc, "protobuf": pc} {
 		cm, err := c.CoreV1().ConfigMaps("default").Get(ctx, "old", metav1.GetOptions{})
 		if err != nil || cm.Data["a"] != "1" || cm.UID != "8d1f" || cm.ResourceVersion == "" {
 			t.Fatalf("%s get: %v %+v", name, err, cm)
@@ -316,6 +338,50 @@ func TestLegacyJSONValues(t *testing.T) {
 	}
 	if v := resp.Kvs[0].Value; !strings.HasPrefix(string(v), "k8s\x00") {
 		t.Errorf("after an update the value is %q, want protobuf", v)
+	}
+}
+
+// TestProtobufLongList: a protobuf list longer than the server buffers is
+// read twice (sized, then sent) and is the same list, whole, filtered and
+// in pages, as a JSON client's.
+func TestProtobufLongList(t *testing.T) {
+	defer apiserver.SetProtoListBuffer(2048)()
+	srv := apiservertest.Start(t)
+	ctx := testCtx(t)
+	pc, ct := protoClient(t, srv)
+	jc, _ := jsonClient(t, srv)
+	for i := range 40 {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm%02d", i), Labels: map[string]string{"odd": fmt.Sprint(i%2 == 1)}},
+			Data: map[string]string{"v": strings.Repeat("x", 100+i)}}
+		if _, err := pc.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, opts := range []metav1.ListOptions{{}, {LabelSelector: "odd=true"}, {Limit: 25}} {
+		var pages [2][]string
+		for i, c := range []kubernetes.Interface{pc, jc} {
+			o := opts
+			for {
+				l, err := c.CoreV1().ConfigMaps("default").List(ctx, o)
+				if err != nil {
+					t.Fatalf("list %+v: %v", o, err)
+				}
+				for _, cm := range l.Items {
+					pages[i] = append(pages[i], cm.Name+"@"+cm.ResourceVersion+"="+cm.Data["v"])
+				}
+				if l.Continue == "" {
+					break
+				}
+				pages[i] = append(pages[i], "|")
+				o.Continue = l.Continue
+			}
+		}
+		if a, b := strings.Join(pages[0], ","), strings.Join(pages[1], ","); a != b || len(pages[0]) < 20 {
+			t.Errorf("list %+v: protobuf\n%s\nJSON\n%s", opts, a, b)
+		}
+	}
+	if c := ct.get("GET /api/v1/namespaces/default/configmaps"); c != protoCT {
+		t.Errorf("list answered in %q, want protobuf", c)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -227,23 +228,30 @@ func protoRaw(data []byte) []byte {
 	return body[s:e]
 }
 
-// protoListWriter buffers the items of a protobuf list: its envelope
-// starts with the length of everything, so nothing can be sent before the
-// last item.
+// protoListWriter builds a protobuf list. Its envelope starts with the
+// length of everything, so either the items are buffered (add, then
+// bytes), or their sizes are counted first (count) and the list is sent
+// as header, items (appendItem) and trailer.
 type protoListWriter struct {
 	apiVersion, kind string
 	items            [][]byte
-	size             int
+	// size is what the items take in the list message.
+	size int
 }
 
-// add adds an item's message (no envelope).
+// add buffers an item's message (no envelope).
 func (l *protoListWriter) add(raw []byte) {
 	l.items = append(l.items, raw)
-	l.size += 1 + protowire.SizeVarint(uint64(len(raw))) + len(raw)
+	l.count(len(raw))
 }
 
-// bytes returns the list's envelope with metadata lm.
-func (l *protoListWriter) bytes(lm *metav1.ListMeta) ([]byte, error) {
+// count counts an item of n bytes without keeping it.
+func (l *protoListWriter) count(n int) {
+	l.size += 1 + protowire.SizeVarint(uint64(n)) + n
+}
+
+// header returns the envelope up to the first item, with metadata lm.
+func (l *protoListWriter) header(lm *metav1.ListMeta) ([]byte, error) {
 	md, err := lm.Marshal()
 	if err != nil {
 		return nil, err
@@ -253,23 +261,37 @@ func (l *protoListWriter) bytes(lm *metav1.ListMeta) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, len(protoMagic)+len(tm)+listSize+16)
+	out := make([]byte, 0, len(protoMagic)+len(tm)+len(md)+32)
 	out = append(out, protoMagic...)
 	out = protowire.AppendTag(out, 1, protowire.BytesType)
 	out = protowire.AppendBytes(out, tm)
 	out = protowire.AppendTag(out, 2, protowire.BytesType)
 	out = protowire.AppendVarint(out, uint64(listSize))
 	out = protowire.AppendTag(out, 1, protowire.BytesType)
-	out = protowire.AppendBytes(out, md)
-	for _, it := range l.items {
-		out = protowire.AppendTag(out, 2, protowire.BytesType)
-		out = protowire.AppendBytes(out, it)
+	return protowire.AppendBytes(out, md), nil
+}
+
+// appendItem appends an item (field 2 of the list message) to dst.
+func appendItem(dst, raw []byte) []byte {
+	dst = protowire.AppendTag(dst, 2, protowire.BytesType)
+	return protowire.AppendBytes(dst, raw)
+}
+
+// protoListTrailer ends the envelope: contentEncoding and contentType,
+// empty, as gogo writes them.
+var protoListTrailer = []byte{0x1a, 0x00, 0x22, 0x00}
+
+// bytes returns the buffered list's envelope with metadata lm.
+func (l *protoListWriter) bytes(lm *metav1.ListMeta) ([]byte, error) {
+	out, err := l.header(lm)
+	if err != nil {
+		return nil, err
 	}
-	// contentEncoding and contentType, empty, as gogo writes them.
-	out = protowire.AppendTag(out, 3, protowire.BytesType)
-	out = protowire.AppendBytes(out, nil)
-	out = protowire.AppendTag(out, 4, protowire.BytesType)
-	return protowire.AppendBytes(out, nil), nil
+	out = slices.Grow(out, l.size+len(protoListTrailer))
+	for _, it := range l.items {
+		out = appendItem(out, it)
+	}
+	return append(out, protoListTrailer...), nil
 }
 
 // protoWatchFrame is one event of a protobuf watch: a 4-byte big-endian
