@@ -331,7 +331,8 @@ const listBatch = 500
 // scanList visits, in key order, the objects a list selects (at most
 // p.limit, then a continue token). The visitor gets the decoded object
 // when decode asks for it or a selector needed it, else nil (it then uses
-// the stored bytes).
+// the stored bytes). A selector that sparseSelectable allows reads only
+// what it needs.
 func (s *Server) scanList(req *request, p listParams, decode bool, visit func(kv storage.KeyValue, obj runtime.Object) error) (metav1.ListMeta, error) {
 	r := req.r
 	prefix := r.listPrefix(req.namespace)
@@ -353,9 +354,19 @@ func (s *Server) scanList(req *request, p listParams, decode bool, visit func(kv
 		if p.minRev > 0 && rev < p.minRev {
 			return lm, tooLargeRV(p.minRev, rev)
 		}
+		sparse := !decode && filtered && sparseSelectable(r, p.sel)
 		for i, kv := range page.Items {
 			var obj runtime.Object
-			if decode || filtered {
+			matched := false
+			if sparse {
+				// Read just what the selector needs (selectsparse.go).
+				match, ok := sparseMatches(r, p.sel, kv.Value)
+				if ok && !match {
+					continue
+				}
+				matched = ok
+			}
+			if !matched && (decode || filtered) {
 				if obj, err = decodeKV(r, kv); err != nil {
 					return lm, internalError(err)
 				}

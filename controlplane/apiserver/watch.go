@@ -376,6 +376,11 @@ func watchEvent(r *resource, sel selector, ev storage.Event, decode bool) (watch
 		}
 		return watch.Modified, ev.Value, nil, nil
 	}
+	if !decode && sparseSelectable(r, sel) {
+		if typ, val, ok := sparseWatchEvent(r, sel, ev); ok {
+			return typ, val, nil, nil
+		}
+	}
 	var cur, prev runtime.Object
 	var err error
 	if ev.Type == storage.EventPut {
@@ -408,6 +413,38 @@ func watchEvent(r *resource, sel selector, ev storage.Event, decode bool) (watch
 		return watch.Deleted, ev.PrevValue, prev, nil
 	}
 	return "", nil, nil, nil
+}
+
+// sparseWatchEvent is watchEvent on what sparseFromStored reads: the
+// same transitions, no decode. ok is false when a value needs the full
+// decode (JSON from an older Skiff).
+func sparseWatchEvent(r *resource, sel selector, ev storage.Event) (typ watch.EventType, val []byte, ok bool) {
+	var curOK, prevOK bool
+	if ev.Type == storage.EventPut {
+		if curOK, ok = sparseMatches(r, sel, ev.Value); !ok {
+			return "", nil, false
+		}
+	}
+	if ev.PrevValue != nil {
+		if prevOK, ok = sparseMatches(r, sel, ev.PrevValue); !ok {
+			return "", nil, false
+		}
+	}
+	switch {
+	case ev.Type == storage.EventDelete:
+		if prevOK {
+			return watch.Deleted, ev.PrevValue, true
+		}
+	case ev.Created || (curOK && !prevOK):
+		if curOK {
+			return watch.Added, ev.Value, true
+		}
+	case curOK:
+		return watch.Modified, ev.Value, true
+	case prevOK:
+		return watch.Deleted, ev.PrevValue, true
+	}
+	return "", nil, true
 }
 
 // cancelOnStop calls cancel when the server stops (Close), for work that

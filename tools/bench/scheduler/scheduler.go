@@ -192,7 +192,7 @@ func Run(ctx context.Context, args []string) error {
 	fs.BoolVar(&cfg.Precreate, "precreate", false, "create the measured pods with the scheduler stopped, then measure how fast it drains them (upstream creates them while it runs)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 15*time.Minute, "limit per workload")
 	fs.StringVar(&cfg.JSON, "json", "", "write the results to this file as JSON")
-	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of each workload's measured phase to FILE.<workload>")
 	fs.StringVar(&cfg.MemProfile, "memprofile", "", "write a heap profile at the end of each workload's measured phase to FILE.<workload>")
 	logLevel := fs.String("log-level", "warn", "log level of the control plane: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -276,17 +276,6 @@ func Bench(ctx context.Context, cfg Config) (*Result, error) {
 	gogc := debug.SetGCPercent(100)
 	debug.SetGCPercent(gogc)
 	res := &Result{Machine: host, CPUs: runtime.NumCPU(), LoadAvg: loadAvg(), Fsync: !cfg.NoFsync, GOGC: gogc, RSSLimit: rssTarget, Precreate: cfg.Precreate}
-	if cfg.CPUProfile != "" {
-		f, err := os.Create(cfg.CPUProfile)
-		if err != nil {
-			return nil, fmt.Errorf("create cpu profile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, fmt.Errorf("start cpu profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
-	}
 	for _, w := range cfg.Workloads {
 		if _, ok := target(w); !ok {
 			return res, fmt.Errorf("unknown workload %q (have basic, anti-affinity, topology-spread)", w)
@@ -465,6 +454,15 @@ func runWorkload(ctx context.Context, cfg Config, name string) (*WorkloadResult,
 			return nil, err
 		}
 	}
+	stopProfile := func() {}
+	if cfg.CPUProfile != "" {
+		stop, err := startCPUProfile(cfg.CPUProfile + "." + name)
+		if err != nil {
+			return nil, err
+		}
+		stopProfile = sync.OnceFunc(stop)
+		defer stopProfile()
+	}
 	apiBefore := snapshotAPI(cp.metrics)
 	collector := startThroughputCollector(counter)
 	start := time.Now()
@@ -480,6 +478,7 @@ func runWorkload(ctx context.Context, cfg Config, name string) (*WorkloadResult,
 		collector.finish()
 		return nil, fmt.Errorf("measured pods: %w (%d of %d bound)", err, counter.count(), cfg.Pods)
 	}
+	stopProfile()
 	elapsed := counter.lastAt().Sub(start)
 	wr.Throughput = collector.finish()
 	wr.DurationSeconds = elapsed.Seconds()
@@ -496,6 +495,22 @@ func runWorkload(ctx context.Context, cfg Config, name string) (*WorkloadResult,
 	stopSched()
 	wr.PeakRSSBytes = rss.finish()
 	return wr, nil
+}
+
+// startCPUProfile profiles the process into path until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func writeHeapProfile(path string) error {
