@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/events"
 
 	"github.com/skiff-project/skiff/controlplane/internal/cachetrim"
+	"github.com/skiff-project/skiff/controlplane/internal/eventrecorder"
 	"github.com/skiff-project/skiff/controlplane/scheduler/framework"
 	"github.com/skiff-project/skiff/controlplane/scheduler/framework/runtime"
 	"github.com/skiff-project/skiff/controlplane/scheduler/internal/cache"
@@ -42,7 +43,8 @@ type instance struct {
 	fwk       *runtime.Framework
 	recorder  events.EventRecorder
 	// broadcaster is set when the instance records events itself.
-	broadcaster events.EventBroadcasterAdapter
+	// events writes what recorder records, unless Config gave a recorder.
+	events *eventrecorder.Recorder
 
 	// Scheduling-loop state, touched only by the scheduling goroutine.
 	nextStartNodeIndex int
@@ -104,8 +106,8 @@ func (s *Scheduler) newInstance(ctx context.Context) (*instance, error) {
 
 	inst.recorder = cfg.EventRecorder
 	if inst.recorder == nil {
-		inst.broadcaster = events.NewEventBroadcasterAdapterWithContext(ctx, cfg.Client)
-		inst.recorder = inst.broadcaster.NewRecorder(cfg.SchedulerName)
+		inst.events = eventrecorder.New(eventrecorder.Config{Client: cfg.Client, Controller: cfg.SchedulerName, Log: s.log})
+		inst.recorder = inst.events
 	}
 
 	fwk, err := runtime.New(ctx, s.registry, s.profile, runtime.Options{
@@ -150,14 +152,14 @@ func (inst *instance) run(ctx context.Context, synced chan<- error) error {
 		bg.Wait()
 		inst.bindWG.Wait()
 		inst.factory.Shutdown()
-		if inst.broadcaster != nil {
-			inst.broadcaster.Shutdown()
+		if inst.events != nil {
+			inst.events.Close()
 		}
 		time.AfterFunc(eventFlushGrace, evCancel)
 		s.metrics.current.CompareAndSwap(inst, nil)
 	}()
-	if inst.broadcaster != nil {
-		inst.broadcaster.StartRecordingToSink(evCtx.Done())
+	if inst.events != nil {
+		go inst.events.Run(evCtx)
 	}
 
 	inst.factory.Start(ctx.Done())
