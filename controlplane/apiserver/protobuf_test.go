@@ -55,16 +55,7 @@ func (c *contentTypes) get(key string) string {
 // plane's components do.
 func protoClient(t *testing.T, srv *apiservertest.Server) (kubernetes.Interface, *contentTypes) {
 	t.Helper()
-	cfg := srv.RESTConfig()
-	cfg.ContentType = "application/vnd.kubernetes.protobuf"
-	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	ct := &contentTypes{seen: map[string]string{}}
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { ct.rt = rt; return ct }
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, ct
+	return recordingClient(t, srv, protoCT, protoCT+",application/json")
 }
 
 const protoCT = "application/vnd.kubernetes.protobuf"
@@ -73,9 +64,15 @@ const protoCT = "application/vnd.kubernetes.protobuf"
 // clients ask for protobuf first by default).
 func jsonClient(t *testing.T, srv *apiservertest.Server) (kubernetes.Interface, *contentTypes) {
 	t.Helper()
+	return recordingClient(t, srv, "application/json", "application/json")
+}
+
+// recordingClient is a clientset with the given encodings that records
+// the responses' content types.
+func recordingClient(t *testing.T, srv *apiservertest.Server, contentType, accept string) (kubernetes.Interface, *contentTypes) {
+	t.Helper()
 	cfg := srv.RESTConfig()
-	cfg.ContentType = "application/json"
-	cfg.AcceptContentTypes = "application/json"
+	cfg.ContentType, cfg.AcceptContentTypes = contentType, accept
 	ct := &contentTypes{seen: map[string]string{}}
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { ct.rt = rt; return ct }
 	c, err := kubernetes.NewForConfig(cfg)
