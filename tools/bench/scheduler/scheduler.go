@@ -49,6 +49,7 @@ import (
 
 	sched "github.com/skiff-project/skiff/controlplane/scheduler"
 	"github.com/skiff-project/skiff/tools/bench/internal/procmem"
+	"github.com/skiff-project/skiff/tools/internal/gcbudget"
 )
 
 // Config is the benchmark's parameters.
@@ -148,14 +149,17 @@ func readMemory() Memory {
 
 // Result is what --json writes.
 type Result struct {
-	Machine   string           `json:"machine"`
-	CPUs      int              `json:"cpus"`
-	LoadAvg   string           `json:"load_average_at_start"`
-	Fsync     bool             `json:"etcd_fsync"`
-	Precreate bool             `json:"precreated_pods"`
-	GOGC      int              `json:"gogc"`
-	Workloads []WorkloadResult `json:"workloads"`
-	RSSLimit  int64            `json:"rss_target_bytes"`
+	Machine   string `json:"machine"`
+	CPUs      int    `json:"cpus"`
+	LoadAvg   string `json:"load_average_at_start"`
+	Fsync     bool   `json:"etcd_fsync"`
+	Precreate bool   `json:"precreated_pods"`
+	GOGC      int    `json:"gogc"`
+	// MemoryLimit is the runtime's soft memory limit at the start (0:
+	// none); the GC policy may lift it for a large live heap.
+	MemoryLimit int64            `json:"memory_limit_bytes,omitempty"`
+	Workloads   []WorkloadResult `json:"workloads"`
+	RSSLimit    int64            `json:"rss_target_bytes"`
 }
 
 // target returns the issue's pass threshold of a workload on the 2-core
@@ -206,10 +210,8 @@ func Run(ctx context.Context, args []string) error {
 	// client-go logs through klog; send it to the same place.
 	klog.SetSlogLogger(cfg.Log.With("component", "client-go"))
 	// The control plane here is what `skiff server` runs, with its GC
-	// setting (GOGC=50 unless the environment sets GOGC).
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(50)
-	}
+	// policy (GOGC and GOMEMLIMIT in the environment override it).
+	gcbudget.Start(ctx, gcbudget.DefaultBudget, cfg.Log)
 	for _, w := range strings.Split(workloads, ",") {
 		if w = strings.TrimSpace(w); w != "" {
 			cfg.Workloads = append(cfg.Workloads, w)
@@ -246,7 +248,12 @@ func print(r *Result) {
 			}
 		}
 	}()
-	fmt.Printf("skiff bench scheduler on %s (%d CPUs, load average at start %s, etcd fsync %v, GOGC %d, pods precreated %v)\n", r.Machine, r.CPUs, r.LoadAvg, r.Fsync, r.GOGC, r.Precreate)
+	limit := "none"
+	if r.MemoryLimit > 0 {
+		limit = fmt.Sprintf("%d MiB", r.MemoryLimit>>20)
+	}
+	fmt.Printf("skiff bench scheduler on %s (%d CPUs, load average at start %s, etcd fsync %v, GOGC %d, soft memory limit %s, pods precreated %v)\n",
+		r.Machine, r.CPUs, r.LoadAvg, r.Fsync, r.GOGC, limit, r.Precreate)
 	fmt.Printf("  %-16s %6s %6s %8s %9s %8s %8s %8s %9s %9s %6s\n", "workload", "nodes", "pods", "avg/s", "p50/s", "p90/s", "p99/s", "overall", "create/s", "peakRSS", "target")
 	for _, w := range r.Workloads {
 		mark := "ok"
@@ -276,6 +283,9 @@ func Bench(ctx context.Context, cfg Config) (*Result, error) {
 	gogc := debug.SetGCPercent(100)
 	debug.SetGCPercent(gogc)
 	res := &Result{Machine: host, CPUs: runtime.NumCPU(), LoadAvg: loadAvg(), Fsync: !cfg.NoFsync, GOGC: gogc, RSSLimit: rssTarget, Precreate: cfg.Precreate}
+	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+		res.MemoryLimit = l
+	}
 	for _, w := range cfg.Workloads {
 		if _, ok := target(w); !ok {
 			return res, fmt.Errorf("unknown workload %q (have basic, anti-affinity, topology-spread)", w)

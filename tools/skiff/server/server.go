@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/skiff-project/skiff/tools/internal/gcbudget"
 	"github.com/skiff-project/skiff/tools/skiff/component"
 )
 
@@ -57,9 +57,6 @@ type Options struct {
 	ControlPlane ControlPlaneOptions
 }
 
-// defaultGCPercent is the server's GOGC unless the environment sets one.
-const defaultGCPercent = 50
-
 type stringList []string
 
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
@@ -70,6 +67,7 @@ func Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	opts := Options{}
 	var endpoints, cidr, portRange, logLevel, logFormat string
+	var gcBudgetMiB int64
 	var sans stringList
 	fs.StringVar(&opts.DataDir, "data-dir", "/var/lib/skiff/server", "directory for etcd data, certificates and the admin kubeconfig")
 	fs.StringVar(&endpoints, "etcd-endpoints", "", "comma-separated client URLs of an external etcd cluster (default: embedded etcd)")
@@ -86,6 +84,7 @@ func Run(ctx context.Context, args []string) error {
 	fs.DurationVar(&opts.CompactInterval, "etcd-compaction-interval", 5*time.Minute, "how often etcd history is compacted (0 disables)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	fs.Int64Var(&gcBudgetMiB, "gc-memory-budget", gcbudget.DefaultBudget>>20, "MiB of Go memory under which the GC runs at GOGC 100 with this soft limit; above it GOGC 50 without one (0: always GOGC 50). GOGC or GOMEMLIMIT in the environment override it")
 	fs.Int64Var(&opts.DefaultNotReadyTolerationSeconds, "default-not-ready-toleration-seconds", 300, "tolerationSeconds of the node.kubernetes.io/not-ready:NoExecute toleration added to every pod")
 	fs.Int64Var(&opts.DefaultUnreachableTolerationSeconds, "default-unreachable-toleration-seconds", 300, "tolerationSeconds of the node.kubernetes.io/unreachable:NoExecute toleration added to every pod")
 	fs.DurationVar(&opts.RepairInterval, "service-ip-repair-interval", 3*time.Minute, "how often ClusterIP and NodePort allocations are checked for leaks and duplicates")
@@ -115,12 +114,8 @@ func Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if os.Getenv("GOGC") == "" {
-		// The live heap is small (about 20 MiB with 10,000 pods); keeping
-		// half as much garbage as Go's default saves about 18 MiB of RSS
-		// for little CPU (docs/benchmarks.md). GOGC overrides it.
-		debug.SetGCPercent(defaultGCPercent)
-	}
+	// The GC's policy within a memory budget (docs/decisions/0006).
+	gcbudget.Start(ctx, gcBudgetMiB<<20, log)
 	return Serve(ctx, opts, log)
 }
 
