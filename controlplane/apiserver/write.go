@@ -152,10 +152,12 @@ func (s *Server) createObject(req *request, obj runtime.Object, dry bool, manage
 		return nil, err
 	}
 
-	// Allocations change obj; every attempt starts from this copy.
+	// Allocations change obj; every retry starts from this copy.
 	orig := obj.DeepCopyObject()
 	for attempt := 0; ; attempt++ {
-		obj = orig.DeepCopyObject()
+		if attempt > 0 {
+			obj = orig.DeepCopyObject()
+		}
 		m = accessor(obj)
 		conds, err := s.admitNamespace(req, r, m.GetNamespace(), m.GetName(), attempt > 0, dry)
 		if err != nil {
