@@ -521,3 +521,26 @@ func TestResolveFenceposts(t *testing.T) {
 		}
 	}
 }
+
+// TestNewRSWaitsForOldPodsToGo: the new ReplicaSet grows into surge freed
+// by an old one's scale-down only once the old one reports its pod gone,
+// so that active pods never exceed replicas + maxSurge, even for a moment.
+func TestNewRSWaitsForOldPodsToGo(t *testing.T) {
+	d := newDeployment("web", 6, intstr.FromInt32(2), intstr.FromInt32(1))
+	rs := func(spec, status int32) *appsv1.ReplicaSet {
+		return &appsv1.ReplicaSet{Spec: appsv1.ReplicaSetSpec{Replicas: &spec}, Status: appsv1.ReplicaSetStatus{Replicas: status}}
+	}
+	newRS := rs(2, 2)
+	// The old ReplicaSet was scaled from 6 to 5; its sixth pod is still active.
+	got, err := NewRSNewReplicas(d, []*appsv1.ReplicaSet{rs(5, 6), newRS}, newRS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != 2 {
+		t.Errorf("with the old pod still active: new ReplicaSet to %d, want to stay at 2", got)
+	}
+	// Once it reports 5, the new one takes the freed place.
+	if got, _ = NewRSNewReplicas(d, []*appsv1.ReplicaSet{rs(5, 5), newRS}, newRS); got != 3 {
+		t.Errorf("after the old pod went: new ReplicaSet to %d, want 3", got)
+	}
+}

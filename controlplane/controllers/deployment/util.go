@@ -157,7 +157,7 @@ func NewRSNewReplicas(d *appsv1.Deployment, all []*appsv1.ReplicaSet, newRS *app
 		if err != nil {
 			return 0, err
 		}
-		current := totalReplicas(all)
+		current := activeOrDesired(all)
 		maxTotal := replicas(d.Spec.Replicas) + int32(surge)
 		if current >= maxTotal {
 			return replicas(newRS.Spec.Replicas), nil
@@ -168,6 +168,23 @@ func NewRSNewReplicas(d *appsv1.Deployment, all []*appsv1.ReplicaSet, newRS *app
 		return replicas(d.Spec.Replicas), nil
 	}
 	return 0, fmt.Errorf("deployment strategy %q isn't supported", d.Spec.Strategy.Type)
+}
+
+// activeOrDesired counts, per ReplicaSet, the larger of its replicas and
+// the active pods its status last reported. Upstream counts replicas
+// only, so that scaling an old ReplicaSet down frees surge at once, while
+// its pod is still being deleted; the new ReplicaSet's pod can then come
+// up first, one pod over maxSurge for a moment. Waiting for the old
+// ReplicaSet to report the pod gone keeps a rollout within maxSurge at
+// every moment, at the cost of one status round trip per step.
+func activeOrDesired(rss []*appsv1.ReplicaSet) int32 {
+	var n int32
+	for _, rs := range rss {
+		if rs != nil {
+			n += max(replicas(rs.Spec.Replicas), rs.Status.Replicas)
+		}
+	}
+	return n
 }
 
 func totalReplicas(rss []*appsv1.ReplicaSet) int32 {
