@@ -581,6 +581,13 @@ func (s *Server) protoList(req *request, p listParams) error {
 	l := protoListWriter{apiVersion: r.GroupVersion.String(), kind: r.Kind + "List"}
 	counting := false
 	lm, err := s.scanList(req, p, !raw, func(kv storage.KeyValue, obj runtime.Object) error {
+		if counting && raw {
+			// Only the size counts now: no need to build the item.
+			if n, ok := protoRawSizeWithResourceVersion(protoRaw(kv.Value), kv.ModRevision); ok {
+				l.count(n)
+				return nil
+			}
+		}
 		it, err := item(kv, obj)
 		if err != nil {
 			return err

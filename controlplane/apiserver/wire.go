@@ -165,7 +165,7 @@ func findField(b []byte, num protowire.Number) (start, end, tag int, ok bool) {
 
 // protoWithResourceVersion returns a stored envelope with the object's
 // metadata.resourceVersion set to rev, or nil when data is not in that
-// form.
+// form. It writes the result in one pass, into one allocation.
 func protoWithResourceVersion(data []byte, rev int64) []byte {
 	if !isProto(data) {
 		return nil
@@ -175,24 +175,57 @@ func protoWithResourceVersion(data []byte, rev int64) []byte {
 	if !ok {
 		return nil
 	}
-	raw := protoRawWithResourceVersion(body[rawStart:rawEnd], rev)
-	if raw == nil {
+	sp, ok := locateRV(body[rawStart:rawEnd])
+	if !ok {
 		return nil
 	}
-	out := make([]byte, 0, len(data)+len(raw)-(rawEnd-rawStart)+4)
+	var rvb [20]byte
+	rv := strconv.AppendInt(rvb[:0], rev, 10)
+	n := sp.size(rv)
+	out := make([]byte, 0, len(protoMagic)+rawTag+1+protowire.SizeVarint(uint64(n))+n+len(body)-rawEnd)
 	out = append(out, data[:len(protoMagic)+rawTag]...)
 	out = protowire.AppendTag(out, 2, protowire.BytesType)
-	out = protowire.AppendBytes(out, raw)
+	out = protowire.AppendVarint(out, uint64(n))
+	out = sp.appendTo(out, rv)
 	return append(out, body[rawEnd:]...)
 }
 
 // protoRawWithResourceVersion returns an object's message (no envelope)
-// with metadata.resourceVersion (field 1, then 6) set to rev, or nil when
-// it does not parse.
+// with metadata.resourceVersion set to rev, or nil when it does not parse.
 func protoRawWithResourceVersion(raw []byte, rev int64) []byte {
-	mStart, mEnd, mTag, ok := findField(raw, 1)
+	sp, ok := locateRV(raw)
 	if !ok {
 		return nil
+	}
+	var rvb [20]byte
+	rv := strconv.AppendInt(rvb[:0], rev, 10)
+	return sp.appendTo(make([]byte, 0, sp.size(rv)), rv)
+}
+
+// protoRawSizeWithResourceVersion is len(protoRawWithResourceVersion(raw,
+// rev)), without building it; ok is false when raw does not parse.
+func protoRawSizeWithResourceVersion(raw []byte, rev int64) (int, bool) {
+	sp, ok := locateRV(raw)
+	if !ok {
+		return 0, false
+	}
+	var rvb [20]byte
+	return sp.size(strconv.AppendInt(rvb[:0], rev, 10)), true
+}
+
+// rvSplice is where resourceVersion sits in an object's message: field 1
+// (metadata), then field 6 of that.
+type rvSplice struct {
+	raw        []byte
+	mTag, mEnd int // the metadata field in raw
+	meta       []byte
+	rTag, rEnd int // the resourceVersion field in meta
+}
+
+func locateRV(raw []byte) (rvSplice, bool) {
+	mStart, mEnd, mTag, ok := findField(raw, 1)
+	if !ok {
+		return rvSplice{}, false
 	}
 	meta := raw[mStart:mEnd]
 	_, rEnd, rTag, ok := findField(meta, 6)
@@ -200,18 +233,30 @@ func protoRawWithResourceVersion(raw []byte, rev int64) []byte {
 		// gogo's encoding always writes it; append it otherwise.
 		rEnd, rTag = len(meta), len(meta)
 	}
-	var rvb [20]byte
-	rv := strconv.AppendInt(rvb[:0], rev, 10)
-	newMeta := len(meta) - (rEnd - rTag) + 1 + protowire.SizeVarint(uint64(len(rv))) + len(rv)
-	out := make([]byte, 0, len(raw)+len(rv)+4)
-	out = append(out, raw[:mTag]...)
-	out = protowire.AppendTag(out, 1, protowire.BytesType)
-	out = protowire.AppendVarint(out, uint64(newMeta))
-	out = append(out, meta[:rTag]...)
-	out = protowire.AppendTag(out, 6, protowire.BytesType)
-	out = protowire.AppendBytes(out, rv)
-	out = append(out, meta[rEnd:]...)
-	return append(out, raw[mEnd:]...)
+	return rvSplice{raw: raw, mTag: mTag, mEnd: mEnd, meta: meta, rTag: rTag, rEnd: rEnd}, true
+}
+
+// metaSize is the metadata message's length with resourceVersion rv.
+func (s rvSplice) metaSize(rv []byte) int {
+	return len(s.meta) - (s.rEnd - s.rTag) + 1 + protowire.SizeVarint(uint64(len(rv))) + len(rv)
+}
+
+// size is the object message's length with resourceVersion rv.
+func (s rvSplice) size(rv []byte) int {
+	m := s.metaSize(rv)
+	return s.mTag + 1 + protowire.SizeVarint(uint64(m)) + m + len(s.raw) - s.mEnd
+}
+
+// appendTo appends the object message with resourceVersion rv to dst.
+func (s rvSplice) appendTo(dst, rv []byte) []byte {
+	dst = append(dst, s.raw[:s.mTag]...)
+	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(s.metaSize(rv)))
+	dst = append(dst, s.meta[:s.rTag]...)
+	dst = protowire.AppendTag(dst, 6, protowire.BytesType)
+	dst = protowire.AppendBytes(dst, rv)
+	dst = append(dst, s.meta[s.rEnd:]...)
+	return append(dst, s.raw[s.mEnd:]...)
 }
 
 // protoRaw returns the object message inside an envelope (nil when data

@@ -85,6 +85,9 @@ func TestProtoResourceVersion(t *testing.T) {
 			if got := protoRawWithResourceVersion(protoRaw(stored), 1234567); !bytes.Equal(got, wantRaw) {
 				t.Errorf("spliced raw\n%q\nencoded\n%q", got, wantRaw)
 			}
+			if n, ok := protoRawSizeWithResourceVersion(protoRaw(stored), 1234567); !ok || n != len(wantRaw) {
+				t.Errorf("spliced raw size %d (%v), want %d", n, ok, len(wantRaw))
+			}
 			back, err := decodeFromStorage(r, stored, 1234567)
 			if err != nil {
 				t.Fatal(err)
