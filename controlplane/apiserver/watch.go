@@ -364,17 +364,10 @@ func (s *Server) watch(req *request) error {
 // one for DELETED) and, when deciding took a decode (a selector), or
 // decode asks for it, that object with the event's revision.
 func watchEvent(r *resource, sel selector, ev storage.Event, decode bool) (watch.EventType, []byte, runtime.Object, error) {
-	if sel.empty() && !decode {
-		switch {
-		case ev.Type == storage.EventDelete:
-			if ev.PrevValue == nil {
-				return "", nil, nil, nil
-			}
-			return watch.Deleted, ev.PrevValue, nil, nil
-		case ev.Created:
-			return watch.Added, ev.Value, nil, nil
-		}
-		return watch.Modified, ev.Value, nil, nil
+	filtered := !sel.empty()
+	if !filtered && !decode {
+		typ, cur := transition(ev, ev.Type == storage.EventPut, ev.PrevValue != nil, false)
+		return typ, eventValue(ev, cur), nil, nil
 	}
 	if !decode && sparseSelectable(r, sel) {
 		if typ, val, ok := sparseWatchEvent(r, sel, ev); ok {
@@ -388,31 +381,16 @@ func watchEvent(r *resource, sel selector, ev storage.Event, decode bool) (watch
 			return "", nil, nil, err
 		}
 	}
-	if ev.PrevValue != nil && (ev.Type == storage.EventDelete || !sel.empty()) {
+	if ev.PrevValue != nil && (ev.Type == storage.EventDelete || filtered) {
 		if prev, err = decodeFromStorage(r, ev.PrevValue, ev.Revision); err != nil {
 			return "", nil, nil, err
 		}
 	}
-	curOK := cur != nil && sel.matches(r, cur)
-	prevOK := prev != nil && sel.matches(r, prev)
-	switch {
-	case ev.Type == storage.EventDelete:
-		if prevOK {
-			return watch.Deleted, ev.PrevValue, prev, nil
-		}
-	case ev.Created || (!sel.empty() && curOK && !prevOK):
-		// Entering the selector is ADDED, as kube-apiserver's watch
-		// filter has it.
-		if curOK {
-			return watch.Added, ev.Value, cur, nil
-		}
-	case curOK:
-		return watch.Modified, ev.Value, cur, nil
-	case prevOK:
-		// Leaving it is DELETED, with the last state it matched in.
-		return watch.Deleted, ev.PrevValue, prev, nil
+	typ, useCur := transition(ev, cur != nil && sel.matches(r, cur), prev != nil && sel.matches(r, prev), filtered)
+	if useCur {
+		return typ, ev.Value, cur, nil
 	}
-	return "", nil, nil, nil
+	return typ, ev.PrevValue, prev, nil
 }
 
 // sparseWatchEvent is watchEvent on what sparseFromStored reads: the
@@ -430,21 +408,41 @@ func sparseWatchEvent(r *resource, sel selector, ev storage.Event) (typ watch.Ev
 			return "", nil, false
 		}
 	}
+	typ, cur := transition(ev, curOK, prevOK, true)
+	return typ, eventValue(ev, cur), true
+}
+
+// transition is kube's watch filter: what a watcher sees of ev when its
+// selector matches the new state (curOK) and the previous one (prevOK).
+// A create is ADDED, a delete DELETED with the last state; with a
+// selector (filtered), entering it is ADDED and leaving it DELETED with
+// the last state it matched in. cur says whether the event carries the
+// new state; typ is "" when the watcher sees nothing.
+func transition(ev storage.Event, curOK, prevOK, filtered bool) (typ watch.EventType, cur bool) {
 	switch {
 	case ev.Type == storage.EventDelete:
 		if prevOK {
-			return watch.Deleted, ev.PrevValue, true
+			return watch.Deleted, false
 		}
-	case ev.Created || (curOK && !prevOK):
+	case ev.Created || (filtered && curOK && !prevOK):
 		if curOK {
-			return watch.Added, ev.Value, true
+			return watch.Added, true
 		}
 	case curOK:
-		return watch.Modified, ev.Value, true
+		return watch.Modified, true
 	case prevOK:
-		return watch.Deleted, ev.PrevValue, true
+		return watch.Deleted, false
 	}
-	return "", nil, true
+	return "", false
+}
+
+// eventValue is the stored bytes an event carries: the new state or the
+// previous one.
+func eventValue(ev storage.Event, cur bool) []byte {
+	if cur {
+		return ev.Value
+	}
+	return ev.PrevValue
 }
 
 // cancelOnStop calls cancel when the server stops (Close), for work that
