@@ -21,6 +21,7 @@ package eventrecorder
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -98,8 +99,8 @@ type key struct {
 	regarding, related        corev1.ObjectReference
 }
 
-// series is an event and its repeats. Fields after mu-guarded ones are
-// read under Recorder.mu.
+// series is an event and its repeats; its fields are guarded by
+// Recorder.mu.
 type series struct {
 	key       key
 	name, ns  string
@@ -110,7 +111,6 @@ type series struct {
 	// created: the event exists on the server; queued: a write of this
 	// series waits in the queue or is in flight.
 	created, queued bool
-	elem            *list.Element
 }
 
 // New returns a Recorder; events are written once Run runs.
@@ -185,8 +185,7 @@ func (r *Recorder) Eventf(regarding, related runtime.Object, eventtype, reason, 
 	r.lastNano = nano
 	s := &series{key: k, name: fmt.Sprintf("%s.%x", ref.Name, nano), ns: ns, note: note,
 		eventTime: metav1.NewMicroTime(now), count: 1, last: now}
-	s.elem = r.lru.PushFront(s)
-	r.byKey[k] = s.elem
+	r.byKey[k] = r.lru.PushFront(s)
 	for r.lru.Len() > r.cfg.MaxSeries {
 		r.removeLocked(r.lru.Back())
 	}
@@ -308,7 +307,8 @@ func (r *Recorder) eventLocked(s *series) *eventsv1.Event {
 // retriable: the server may take it later (it is down, busy or timed
 // out); anything else is the event's fault.
 func retriable(err error) bool {
-	if _, ok := err.(apierrors.APIStatus); !ok {
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) {
 		return true // transport error
 	}
 	return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
