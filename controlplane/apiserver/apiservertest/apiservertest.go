@@ -177,12 +177,19 @@ func (s *Server) start(addr string) error {
 		s.etcd = e
 		s.etcdURL = e.ClientURL()
 	}
-	cli, err := storage.NewClient(ctx, storage.ClientConfig{Endpoints: []string{s.etcdURL}})
-	if err != nil {
-		s.stopLocked()
-		return err
+	if s.etcd != nil {
+		// As `skiff server` with its embedded etcd: in process.
+		s.etcdCli = s.etcd.Client()
+	} else {
+		// A server sharing another's etcd reaches it over the network,
+		// as one on an external etcd cluster does.
+		cli, err := storage.NewClient(ctx, storage.ClientConfig{Endpoints: []string{s.etcdURL}})
+		if err != nil {
+			s.stopLocked()
+			return err
+		}
+		s.etcdCli = cli
 	}
-	s.etcdCli = cli
 
 	pki, err := auth.EnsurePKI(s.dataDir, []string{"127.0.0.1"})
 	if err != nil {
@@ -216,7 +223,7 @@ func (s *Server) start(addr string) error {
 	port := ln.Addr().(*net.TCPAddr).Port
 
 	cfg := apiserver.Config{
-		Store:            storage.NewStore(cli, s.opts.log, nil),
+		Store:            storage.NewStore(s.etcdCli, s.opts.log, nil),
 		Resources:        registry.Catalogue(s.opts.catalogue),
 		Log:              s.opts.log,
 		Authenticate:     func(r *http.Request) bool { _, ok := pki.Authenticate(r); return ok },

@@ -52,10 +52,8 @@ func startControlPlane(ctx context.Context, dir string, noFsync bool, log *slog.
 	if err != nil {
 		return nil, fmt.Errorf("start etcd: %w", err)
 	}
-	cp.cli, err = storage.NewClient(ctx, storage.ClientConfig{Endpoints: []string{cp.etcd.ClientURL()}})
-	if err != nil {
-		return nil, fmt.Errorf("etcd client: %w", err)
-	}
+	// The in-process client, as `skiff server` uses with its embedded etcd.
+	cp.cli = cp.etcd.Client()
 	pki, err := auth.EnsurePKI(dir, []string{"127.0.0.1"})
 	if err != nil {
 		return nil, fmt.Errorf("pki: %w", err)

@@ -96,8 +96,11 @@ func (e *etcdComponent) Start(ctx context.Context) error {
 			return err
 		}
 		e.embedded = em
-		endpoints = []string{em.ClientURL()}
+		// The server's own requests go to etcd in process; the client
+		// URL serves etcdctl and other tools.
+		e.client = em.Client()
 		e.log.Info("embedded etcd ready", "url", em.ClientURL())
+		return nil
 	}
 	c, err := storage.NewClient(ctx, storage.ClientConfig{
 		Endpoints: endpoints, CAFile: e.opts.EtcdCAFile, CertFile: e.opts.EtcdCertFile, KeyFile: e.opts.EtcdKeyFile,
@@ -112,7 +115,11 @@ func (e *etcdComponent) Start(ctx context.Context) error {
 func (e *etcdComponent) Stop() error {
 	var err error
 	if e.client != nil {
-		err = e.client.Close()
+		// Closing the in-process client cancels its context and reports
+		// that as its error; that is a clean close.
+		if cerr := e.client.Close(); cerr != nil && !errors.Is(cerr, context.Canceled) {
+			err = cerr
+		}
 		e.client = nil
 	}
 	if e.embedded != nil {
