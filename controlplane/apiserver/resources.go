@@ -147,6 +147,10 @@ func newResourceIndex(rs []*registry.Resource, sc *runtime.Scheme, tc managedfie
 		idx.types[reflect.TypeOf(r.New())] = res
 	}
 	def := strategyDefaulter{types: idx.types}
+	// The field managers only read the versioned object, and every object
+	// they see is already at its hub version, so the conversion need not
+	// copy it; kube-apiserver hands them its unsafe convertor too.
+	conv := runtime.UnsafeObjectConvertor(sc)
 	for _, res := range idx.all {
 		subs := []string{""}
 		for _, sub := range []string{"status", "finalize"} {
@@ -155,7 +159,7 @@ func newResourceIndex(rs []*registry.Resource, sc *runtime.Scheme, tc managedfie
 			}
 		}
 		for _, sub := range subs {
-			fm, err := managedfields.NewDefaultFieldManager(tc, sc, def, sc, res.GroupVersionKind(), res.GroupVersion, sub, resetFields(res, sub))
+			fm, err := managedfields.NewDefaultFieldManager(tc, conv, def, sc, res.GroupVersionKind(), res.GroupVersion, sub, resetFields(res, sub))
 			if err != nil {
 				return nil, fmt.Errorf("field manager for %s: %w", res.GroupVersionResource(), err)
 			}
@@ -164,7 +168,7 @@ func newResourceIndex(rs []*registry.Resource, sc *runtime.Scheme, tc managedfie
 		if res.HasSubresource("scale") {
 			// Scale is the subresource's own kind (autoscaling/v1), as
 			// kube-apiserver's scale handlers.
-			fm, err := managedfields.NewDefaultFieldManager(tc, sc, def, sc, scaleGVK, scaleGVK.GroupVersion(), "scale", nil)
+			fm, err := managedfields.NewDefaultFieldManager(tc, conv, def, sc, scaleGVK, scaleGVK.GroupVersion(), "scale", nil)
 			if err != nil {
 				return nil, fmt.Errorf("scale field manager for %s: %w", res.GroupVersionResource(), err)
 			}

@@ -95,6 +95,13 @@ func (h *txnHook) release(key string) {
 	h.ops = append(h.ops, storage.Op{Key: key, Delete: true})
 }
 
+// createHookMutates reports whether createHook may change obj (it fills
+// in a Service's cluster IPs and node ports).
+func createHookMutates(obj runtime.Object) bool {
+	_, ok := obj.(*corev1.Service)
+	return ok
+}
+
 func (s *Server) createHook(req *request, obj runtime.Object, dry bool) (txnHook, error) {
 	svc, ok := obj.(*corev1.Service)
 	if !ok {

@@ -152,10 +152,15 @@ func (s *Server) createObject(req *request, obj runtime.Object, dry bool, manage
 		return nil, err
 	}
 
-	// Allocations change obj; every retry starts from this copy.
-	orig := obj.DeepCopyObject()
+	// A Service's allocations change obj: every retry of one starts again
+	// from this copy. Other objects leave an attempt as they found it, and
+	// are not copied.
+	var orig runtime.Object
+	if createHookMutates(obj) {
+		orig = obj.DeepCopyObject()
+	}
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
+		if attempt > 0 && orig != nil {
 			obj = orig.DeepCopyObject()
 		}
 		m = accessor(obj)
@@ -184,7 +189,12 @@ func (s *Server) createObject(req *request, obj runtime.Object, dry bool, manage
 			m.SetResourceVersion(fmt.Sprint(rev))
 			return obj, nil
 		case errors.Is(err, storage.ErrExists) && generated && attempt < 8:
-			accessor(orig).SetName(generateName(m.GetGenerateName()))
+			name := generateName(m.GetGenerateName())
+			if orig != nil {
+				accessor(orig).SetName(name)
+			} else {
+				m.SetName(name)
+			}
 			continue
 		case errors.Is(err, storage.ErrConflict) && attempt < maxRetries:
 			// The namespace changed or an allocation raced: check again.
