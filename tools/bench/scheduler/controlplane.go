@@ -108,6 +108,11 @@ func (cp *controlPlane) restConfig(agent string) *rest.Config {
 	c := rest.CopyConfig(cp.cfg)
 	c.QPS, c.Burst = 5000, 5000
 	c.UserAgent = agent
+	// Its own connection, as the load generator and the scheduler are
+	// separate processes in a real cluster: client-go would otherwise
+	// share one HTTP/2 connection among every client in this process. A
+	// config with a Dial function is never shared.
+	c.Dial = (&net.Dialer{}).DialContext
 	c.ContentType = "application/vnd.kubernetes.protobuf"
 	c.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	return c
