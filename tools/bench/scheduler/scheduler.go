@@ -31,10 +31,12 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,6 +70,7 @@ type Config struct {
 	Timeout           time.Duration
 	JSON              string
 	CPUProfile        string
+	Trace             string
 	MemProfile        string
 	// Precreate creates the measured pods before the scheduler sees them
 	// and measures how fast it drains them.
@@ -98,7 +101,11 @@ type WorkloadResult struct {
 	Overall         float64 `json:"overall_pods_per_s"`
 	DurationSeconds float64 `json:"measured_duration_s"`
 	// CreateRate is how fast the load generator created the pods.
-	CreateRate   float64 `json:"create_rate_pods_per_s"`
+	CreateRate float64 `json:"create_rate_pods_per_s"`
+	// CPUPerPod is the process's CPU time (user and system) over the
+	// measured phase divided by the measured pods: the whole control
+	// plane's cost of a pod, steadier on a noisy machine than the rate.
+	CPUPerPod    float64 `json:"cpu_ms_per_pod"`
 	PeakRSSBytes int64   `json:"peak_rss_bytes"`
 	// Memory is the process's memory at the end of the measured phase.
 	Memory       Memory             `json:"memory_at_end"`
@@ -197,7 +204,8 @@ func Run(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Timeout, "timeout", 15*time.Minute, "limit per workload")
 	fs.StringVar(&cfg.JSON, "json", "", "write the results to this file as JSON")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of each workload's measured phase to FILE.<workload>")
-	fs.StringVar(&cfg.MemProfile, "memprofile", "", "write a heap profile at the end of each workload's measured phase to FILE.<workload>")
+	fs.StringVar(&cfg.Trace, "trace", "", "write an execution trace of each workload's measured phase to FILE.<workload> (go tool trace; shows where the scheduling loop waits)")
+	fs.StringVar(&cfg.MemProfile, "memprofile", "", "write heap profiles at the start and the end of each workload's measured phase to FILE.<workload>.base and FILE.<workload> (compare them with go tool pprof -diff_base)")
 	logLevel := fs.String("log-level", "warn", "log level of the control plane: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -254,14 +262,14 @@ func print(r *Result) {
 	}
 	fmt.Printf("skiff bench scheduler on %s (%d CPUs, load average at start %s, etcd fsync %v, GOGC %d, soft memory limit %s, pods precreated %v)\n",
 		r.Machine, r.CPUs, r.LoadAvg, r.Fsync, r.GOGC, limit, r.Precreate)
-	fmt.Printf("  %-16s %6s %6s %8s %9s %8s %8s %8s %9s %9s %6s\n", "workload", "nodes", "pods", "avg/s", "p50/s", "p90/s", "p99/s", "overall", "create/s", "peakRSS", "target")
+	fmt.Printf("  %-16s %6s %6s %8s %9s %8s %8s %8s %9s %8s %9s %6s\n", "workload", "nodes", "pods", "avg/s", "p50/s", "p90/s", "p99/s", "overall", "create/s", "CPU/pod", "peakRSS", "target")
 	for _, w := range r.Workloads {
 		mark := "ok"
 		if !w.Pass {
 			mark = "MISS"
 		}
-		fmt.Printf("  %-16s %6d %6d %8.0f %9.0f %8.0f %8.0f %8.0f %9.0f %7.0fMiB %4.0f %s\n", w.Name, w.Nodes, w.MeasuredPods,
-			w.Throughput.Average, w.Throughput.Perc50, w.Throughput.Perc90, w.Throughput.Perc99, w.Overall, w.CreateRate,
+		fmt.Printf("  %-16s %6d %6d %8.0f %9.0f %8.0f %8.0f %8.0f %9.0f %6.2fms %7.0fMiB %4.0f %s\n", w.Name, w.Nodes, w.MeasuredPods,
+			w.Throughput.Average, w.Throughput.Perc50, w.Throughput.Perc90, w.Throughput.Perc99, w.Overall, w.CreateRate, w.CPUPerPod,
 			float64(w.PeakRSSBytes)/(1<<20), w.TargetPerSec, mark)
 	}
 }
@@ -464,17 +472,38 @@ func runWorkload(ctx context.Context, cfg Config, name string) (*WorkloadResult,
 			return nil, err
 		}
 	}
-	stopProfile := func() {}
-	if cfg.CPUProfile != "" {
-		stop, err := startCPUProfile(cfg.CPUProfile + "." + name)
+	// The profiles cover the measured phase: they stop when the last pod
+	// is seen bound, or on any error.
+	var stops []func()
+	stopProfiles := sync.OnceFunc(func() {
+		for _, stop := range stops {
+			stop()
+		}
+	})
+	defer stopProfiles()
+	if cfg.MemProfile != "" {
+		// The heap profile's allocation counts are cumulative; this base
+		// lets `go tool pprof -diff_base` show the measured phase's alone.
+		if err := writeHeapProfile(cfg.MemProfile + "." + name + ".base"); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range []struct {
+		file  string
+		start func(string) (func(), error)
+	}{{cfg.CPUProfile, startCPUProfile}, {cfg.Trace, startTrace}} {
+		if p.file == "" {
+			continue
+		}
+		stop, err := p.start(p.file + "." + name)
 		if err != nil {
 			return nil, err
 		}
-		stopProfile = sync.OnceFunc(stop)
-		defer stopProfile()
+		stops = append(stops, stop)
 	}
 	apiBefore := snapshotAPI(cp.metrics)
 	collector := startThroughputCollector(counter)
+	cpuBefore := processCPU()
 	start := time.Now()
 	if !cfg.Precreate {
 		createDur, err := createPods(ctx, client, cfg, "sched-1", cfg.InitPods, cfg.Pods, name, false)
@@ -488,7 +517,8 @@ func runWorkload(ctx context.Context, cfg Config, name string) (*WorkloadResult,
 		collector.finish()
 		return nil, fmt.Errorf("measured pods: %w (%d of %d bound)", err, counter.count(), cfg.Pods)
 	}
-	stopProfile()
+	stopProfiles()
+	wr.CPUPerPod = float64((processCPU() - cpuBefore).Microseconds()) / 1000 / float64(cfg.Pods)
 	elapsed := counter.lastAt().Sub(start)
 	wr.Throughput = collector.finish()
 	wr.DurationSeconds = elapsed.Seconds()
@@ -505,6 +535,31 @@ func runWorkload(ctx context.Context, cfg Config, name string) (*WorkloadResult,
 	stopSched()
 	wr.PeakRSSBytes = rss.finish()
 	return wr, nil
+}
+
+// processCPU is the CPU time, user and system, this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// startTrace writes an execution trace into path until stop.
+func startTrace(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create trace: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start trace: %w", err)
+	}
+	return func() {
+		trace.Stop()
+		f.Close()
+	}, nil
 }
 
 // startCPUProfile profiles the process into path until stop.
