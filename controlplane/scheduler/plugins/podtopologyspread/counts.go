@@ -17,9 +17,15 @@ import (
 // maxCountCaches bounds the constraint sets whose counts are kept.
 const maxCountCaches = 8
 
-// nodeContribution is what one node adds to one constraint's counts.
+// nodeContribution is what one node adds to one constraint's counts, and
+// the node's value of the constraint's topology key, which Filter reads
+// here rather than in the node's labels.
 type nodeContribution struct {
-	value    string
+	// value is the node's value of the topology key ("" without it),
+	// interned: every node of a domain shares one string.
+	value string
+	// present is whether the node has the key at all.
+	present  bool
 	count    int
 	eligible bool
 }
@@ -46,6 +52,8 @@ type countCache struct {
 	pods        []map[string]int
 	domainNodes []map[string]int
 	lastUsed    uint64
+	// values interns the domain values of contrib.
+	values map[string]string
 }
 
 func (c *countCache) matchInclusionPolicies(con *constraint, node *v1.Node) bool {
@@ -62,26 +70,61 @@ func (c *countCache) matchInclusionPolicies(con *constraint, node *v1.Node) bool
 	return true
 }
 
-// compute fills out (one entry per constraint) for a node.
+// compute fills out (one entry per constraint) for a node. It may run
+// for several nodes at once, so it leaves the values to intern.
 func (c *countCache) compute(ni *framework.NodeInfo, out []nodeContribution) {
 	node := ni.Node()
-	if node == nil || (c.requireAll && !nodeLabelsMatchConstraints(node.Labels, c.constraints)) {
+	if node == nil {
 		for i := range out {
 			out[i] = nodeContribution{}
 		}
 		return
 	}
+	match := !c.requireAll || nodeLabelsMatchConstraints(node.Labels, c.constraints)
 	for i := range c.constraints {
 		con := &c.constraints[i]
-		if !c.matchInclusionPolicies(con, node) {
-			out[i] = nodeContribution{}
-			continue
-		}
 		// Without requireAll (system defaults) a node lacking the key
 		// counts in the "" domain, as upstream.
-		v := node.Labels[con.TopologyKey]
-		out[i] = nodeContribution{value: v, count: countPodsMatchSelector(ni.Pods, con.Selector, c.namespace), eligible: true}
+		v, ok := node.Labels[con.TopologyKey]
+		out[i] = nodeContribution{value: v, present: ok}
+		if match && c.matchInclusionPolicies(con, node) {
+			out[i].count = countPodsMatchSelector(ni.Pods, con.Selector, c.namespace)
+			out[i].eligible = true
+		}
 	}
+}
+
+// intern makes the values of contrib share one string per domain.
+func (c *countCache) intern(contrib []nodeContribution) {
+	for i := range contrib {
+		v := contrib[i].value
+		if iv, ok := c.values[v]; ok {
+			contrib[i].value = iv
+		} else {
+			c.values[v] = v
+		}
+	}
+}
+
+// nodeValue returns ni's value of the topology key of constraint i, and
+// whether ni has the key, as of the last update, without reading ni's
+// labels: Filter asks this of thousands of nodes per pod, and a label map
+// lookup in each node's own memory is mostly cache misses. ok is false
+// when the cache does not know ni (a node outside the snapshot it saw).
+func (c *countCache) nodeValue(ni *framework.NodeInfo, i int) (value string, present, ok bool) {
+	if c == nil {
+		return "", false, false
+	}
+	idx := int(ni.Index)
+	if idx < 0 || idx >= len(c.nodes) {
+		return "", false, false
+	}
+	// A clone of the NodeInfo (preemption) shares its Node.
+	if seen := c.nodes[idx]; seen != ni && (ni.Node() == nil || seen.Node() != ni.Node()) {
+		return "", false, false
+	}
+	nc := &c.contrib[idx*len(c.constraints)+i]
+	return nc.value, nc.present, true
 }
 
 func (c *countCache) apply(contrib []nodeContribution, sign int) {
@@ -110,6 +153,7 @@ func (c *countCache) update(ctx context.Context, par framework.Parallelizer, lis
 		c.contrib = make([]nodeContribution, len(nodes)*k)
 		c.pods = make([]map[string]int, k)
 		c.domainNodes = make([]map[string]int, k)
+		c.values = make(map[string]string)
 		for i := range c.pods {
 			c.pods[i] = make(map[string]int)
 			c.domainNodes[i] = make(map[string]int)
@@ -122,6 +166,7 @@ func (c *countCache) update(ctx context.Context, par framework.Parallelizer, lis
 				compute(i)
 			}
 		}
+		c.intern(c.contrib)
 		for i := range nodes {
 			c.apply(c.contrib[i*k:(i+1)*k], 1)
 		}
@@ -131,6 +176,7 @@ func (c *countCache) update(ctx context.Context, par framework.Parallelizer, lis
 		contrib := c.contrib[int(i)*k : (int(i)+1)*k]
 		c.apply(contrib, -1)
 		c.compute(nodes[i], contrib)
+		c.intern(contrib)
 		c.apply(contrib, 1)
 	}
 }
@@ -152,6 +198,12 @@ func newCountCaches(max int) *countCaches {
 // The maps belong to the cache and are valid until the next call; callers
 // must not change them.
 func (cs *countCaches) counts(ctx context.Context, par framework.Parallelizer, pod *v1.Pod, constraints []constraint, requireAll bool, lister framework.NodeInfoLister) []map[string]int {
+	return cs.cache(ctx, par, pod, constraints, requireAll, lister).pods
+}
+
+// cache returns the countCache of constraints for pod, brought up to date
+// with the lister's nodes. It is valid until the next call.
+func (cs *countCaches) cache(ctx context.Context, par framework.Parallelizer, pod *v1.Pod, constraints []constraint, requireAll bool, lister framework.NodeInfoLister) *countCache {
 	key := signature(pod, constraints, requireAll)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
@@ -179,7 +231,7 @@ func (cs *countCaches) counts(ctx context.Context, par framework.Parallelizer, p
 	}
 	c.lastUsed = cs.tick
 	c.update(ctx, par, lister)
-	return c.pods
+	return c
 }
 
 // signature identifies everything that decides a node's contribution:

@@ -57,6 +57,9 @@ type preFilterState struct {
 	TpValueToMatchNum []map[string]int
 	// selfMatch is 1 where the pod matches the constraint's selector.
 	selfMatch []int
+	// nodes knows each node's domain per constraint; shared with the
+	// plugin's count cache, read only.
+	nodes *countCache
 	// requiredAffinity is the pod's required node affinity, for AddPod and
 	// RemovePod.
 	requiredAffinity nodeaffinity.RequiredNodeAffinity
@@ -96,11 +99,13 @@ func (pl *PodTopologySpread) PreFilter(ctx context.Context, state *framework.Cyc
 	if len(cs) == 0 {
 		return nil, framework.NewStatus(framework.Skip)
 	}
-	counts := pl.counts.counts(ctx, pl.parallelizer, pod, cs, true, pl.sharedLister.NodeInfos())
+	cc := pl.counts.cache(ctx, pl.parallelizer, pod, cs, true, pl.sharedLister.NodeInfos())
+	counts := cc.pods
 	s := &preFilterState{
 		Constraints:       cs,
 		CriticalPaths:     make([]criticalPaths, len(cs)),
 		TpValueToMatchNum: counts,
+		nodes:             cc,
 		selfMatch:         make([]int, len(cs)),
 		requiredAffinity:  nodeaffinity.GetRequiredNodeAffinity(pod),
 		tolerations:       pod.Spec.Tolerations,
@@ -181,11 +186,13 @@ func (pl *PodTopologySpread) Filter(_ context.Context, state *framework.CycleSta
 	if err != nil {
 		return framework.AsStatus(err)
 	}
-	nodeLabels := nodeInfo.Node().Labels
 	for i := range s.Constraints {
 		c := &s.Constraints[i]
-		tpVal, ok := nodeLabels[c.TopologyKey]
-		if !ok {
+		tpVal, present, known := s.nodes.nodeValue(nodeInfo, i)
+		if !known {
+			tpVal, present = nodeInfo.Node().Labels[c.TopologyKey]
+		}
+		if !present {
 			return pl.missingLabel
 		}
 		skew := s.TpValueToMatchNum[i][tpVal] + s.selfMatch[i] - s.minMatchNum(i, c.MinDomains)

@@ -188,6 +188,14 @@ func TestCountsFollowNodeChanges(t *testing.T) {
 		{"add a node", func() error { c.AddNode(node(6)); return nil }},
 		{"add d on the new node", func() error { return c.AddPod(web("d", "n6")) }},
 		{"remove a node", func() error { return c.RemoveNode(node(2)) }},
+		{"a node moves zone", func() error {
+			c.UpdateNode(node(1), st.MakeNode().Name("n1").Label(zone, "z9").Obj())
+			return nil
+		}},
+		{"a node loses its zone", func() error {
+			c.UpdateNode(node(4), st.MakeNode().Name("n4").Obj())
+			return nil
+		}},
 	}
 	for _, step := range steps {
 		if err := step.change(); err != nil {
@@ -196,14 +204,32 @@ func TestCountsFollowNodeChanges(t *testing.T) {
 		if err := c.UpdateSnapshot(snap); err != nil {
 			t.Fatal(err)
 		}
-		got := kept.counts(context.Background(), nil, pod, cs, true, snap)
+		cc := kept.cache(context.Background(), nil, pod, cs, true, snap)
 		fresh := newCountCaches(1).counts(context.Background(), nil, pod, cs, true, snap)
-		if !reflect.DeepEqual(got, fresh) {
-			t.Fatalf("after %s: got counts %v, want %v", step.name, got, fresh)
+		if !reflect.DeepEqual(cc.pods, fresh) {
+			t.Fatalf("after %s: got counts %v, want %v", step.name, cc.pods, fresh)
+		}
+		// Filter reads each node's domain from the cache: it must be
+		// the node's label, for the snapshot's NodeInfos and for their
+		// clones (preemption), and unknown for a node it never saw.
+		for _, ni := range snap.List() {
+			want, wantPresent := ni.Node().Labels[zone]
+			for _, n := range []*framework.NodeInfo{ni, ni.Clone()} {
+				v, present, ok := cc.nodeValue(n, 0)
+				if !ok || v != want || present != wantPresent {
+					t.Errorf("after %s: node %s: got %q %v %v, want %q %v true", step.name, ni.Node().Name, v, present, ok, want, wantPresent)
+				}
+			}
+		}
+		stranger := framework.NewNodeInfo()
+		stranger.SetNode(node(1))
+		if _, _, ok := cc.nodeValue(stranger, 0); ok {
+			t.Errorf("after %s: a NodeInfo outside the snapshot is known", step.name)
 		}
 	}
-	// n5 keeps z2 as an (empty) domain.
-	want := []map[string]int{{"z0": 2, "z1": 1, "z2": 0}}
+	// z0 has a and d; n5 keeps z2 as an (empty) domain; n1 took z9 and
+	// left z1 to n4, which has no zone now: c counts nowhere.
+	want := []map[string]int{{"z0": 2, "z2": 0, "z9": 0}}
 	if got := kept.counts(context.Background(), nil, pod, cs, true, snap); !reflect.DeepEqual(got, want) {
 		t.Errorf("got counts %v, want %v", got, want)
 	}
