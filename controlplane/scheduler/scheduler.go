@@ -43,6 +43,13 @@ type Config struct {
 	// Client talks to the API server. Its rate limits bound the binding
 	// rate: give it a high QPS (upstream's scheduler_perf uses 5000).
 	Client kubernetes.Interface
+	// EventClient records the scheduler's events; Client by default. With
+	// a RESTConfig it is a client of its own, which gets a connection of
+	// its own when the config has a Dial function (client-go shares one
+	// otherwise): an event per pod then does not queue the pod's binding
+	// (bench scheduler, basic: 763-781 pods/s on one connection, 862-938
+	// on two).
+	EventClient kubernetes.Interface
 	// RESTConfig builds a Client when Client is nil, with DefaultQPS
 	// unless it sets a QPS, and protobuf request bodies.
 	RESTConfig *rest.Config
@@ -123,6 +130,13 @@ func New(cfg Config) (*Scheduler, error) {
 			return nil, fmt.Errorf("build client: %w", err)
 		}
 		cfg.Client = c
+		if cfg.EventClient == nil {
+			ec, err := kubernetes.NewForConfig(rc)
+			if err != nil {
+				return nil, fmt.Errorf("build event client: %w", err)
+			}
+			cfg.EventClient = ec
+		}
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
