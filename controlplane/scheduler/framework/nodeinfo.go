@@ -13,6 +13,12 @@ import (
 // scheduling cycle reads a snapshot copy that nobody changes while it runs.
 type NodeInfo struct {
 	node *v1.Node
+	// unschedulable and taints are the node's spec.unschedulable and
+	// spec.taints, copied by SetNode. Filter plugins read them for every
+	// node they consider, thousands per pod; by then the NodeInfo is in
+	// the CPU cache and the Node, a separate allocation, mostly is not.
+	unschedulable bool
+	taints        []v1.Taint
 
 	// Pods are all pods on the node, assumed ones included.
 	Pods []*PodInfo
@@ -63,15 +69,25 @@ func (n *NodeInfo) Node() *v1.Node {
 	return n.node
 }
 
+// Unschedulable is the node's spec.unschedulable (false without a node).
+func (n *NodeInfo) Unschedulable() bool { return n.unschedulable }
+
+// Taints are the node's spec.taints (none without a node). Callers must
+// not change them.
+func (n *NodeInfo) Taints() []v1.Taint { return n.taints }
+
 // SetNode sets the node object and its allocatable resources.
 func (n *NodeInfo) SetNode(node *v1.Node) {
 	n.node = node
+	n.unschedulable = node.Spec.Unschedulable
+	n.taints = node.Spec.Taints
 	n.Allocatable = NewResource(node.Status.Allocatable)
 }
 
 // RemoveNode clears the node object, keeping the pods.
 func (n *NodeInfo) RemoveNode() {
 	n.node = nil
+	n.unschedulable, n.taints = false, nil
 }
 
 // AddPodInfo adds a pod to the node.
@@ -157,6 +173,8 @@ func (n *NodeInfo) update(pi *PodInfo, sign int64) {
 func (n *NodeInfo) Clone() *NodeInfo {
 	out := &NodeInfo{
 		node:                        n.node,
+		unschedulable:               n.unschedulable,
+		taints:                      n.taints,
 		UsedPorts:                   n.UsedPorts.clone(),
 		Requested:                   n.Requested.Clone(),
 		NonZeroRequested:            n.NonZeroRequested.Clone(),

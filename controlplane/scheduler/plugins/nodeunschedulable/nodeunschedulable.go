@@ -36,9 +36,10 @@ func New(context.Context, any, framework.Handle) (framework.Plugin, error) {
 func (*NodeUnschedulable) Name() string { return Name }
 
 func fits(pod *v1.Pod, node *v1.Node) bool {
-	if !node.Spec.Unschedulable {
-		return true
-	}
+	return !node.Spec.Unschedulable || toleratesUnschedulable(pod)
+}
+
+func toleratesUnschedulable(pod *v1.Pod) bool {
 	t := v1.Taint{Key: v1.TaintNodeUnschedulable, Effect: v1.TaintEffectNoSchedule}
 	return framework.TolerationsTolerateTaint(pod.Spec.Tolerations, &t)
 }
@@ -63,7 +64,7 @@ func (*NodeUnschedulable) EventsToRegister() []framework.ClusterEventWithHint {
 
 // Filter implements framework.FilterPlugin.
 func (*NodeUnschedulable) Filter(_ context.Context, _ *framework.CycleState, pod *v1.Pod, nodeInfo *framework.NodeInfo) *framework.Status {
-	if !fits(pod, nodeInfo.Node()) {
+	if nodeInfo.Unschedulable() && !toleratesUnschedulable(pod) {
 		return framework.NewStatus(framework.UnschedulableAndUnresolvable, ErrReasonUnschedulable)
 	}
 	return nil

@@ -46,7 +46,7 @@ func ErrReason(t v1.Taint) string {
 
 // Filter implements framework.FilterPlugin.
 func (*TaintToleration) Filter(_ context.Context, _ *framework.CycleState, pod *v1.Pod, nodeInfo *framework.NodeInfo) *framework.Status {
-	taint, untolerated := framework.FindMatchingUntoleratedTaint(nodeInfo.Node().Spec.Taints, pod.Spec.Tolerations, framework.DoNotScheduleTaint)
+	taint, untolerated := framework.FindMatchingUntoleratedTaint(nodeInfo.Taints(), pod.Spec.Tolerations, framework.DoNotScheduleTaint)
 	if !untolerated {
 		return nil
 	}
@@ -83,7 +83,7 @@ func (*TaintToleration) Score(_ context.Context, state *framework.CycleState, _ 
 		return 0, framework.AsStatus(fmt.Errorf("%+v convert to tainttoleration.preScoreState error", d))
 	}
 	var n int64
-	taints := nodeInfo.Node().Spec.Taints
+	taints := nodeInfo.Taints()
 	for i := range taints {
 		if taints[i].Effect != v1.TaintEffectPreferNoSchedule {
 			continue
