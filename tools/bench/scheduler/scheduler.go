@@ -25,6 +25,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -488,14 +489,15 @@ func runWorkload(ctx context.Context, cfg Config, name string) (*WorkloadResult,
 			return nil, err
 		}
 	}
-	for _, p := range []struct {
-		file  string
-		start func(string) (func(), error)
-	}{{cfg.CPUProfile, startCPUProfile}, {cfg.Trace, startTrace}} {
-		if p.file == "" {
+	for _, r := range []struct {
+		file, what string
+		start      func(io.Writer) error
+		stop       func()
+	}{{cfg.CPUProfile, "cpu profile", pprof.StartCPUProfile, pprof.StopCPUProfile}, {cfg.Trace, "trace", trace.Start, trace.Stop}} {
+		if r.file == "" {
 			continue
 		}
-		stop, err := p.start(p.file + "." + name)
+		stop, err := record(r.file+"."+name, r.what, r.start, r.stop)
 		if err != nil {
 			return nil, err
 		}
@@ -546,34 +548,19 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// startTrace writes an execution trace into path until stop.
-func startTrace(path string) (stop func(), err error) {
+// record writes what start begins (a CPU profile, an execution trace) into
+// path until the returned function stops it.
+func record(path, what string, start func(io.Writer) error, stop func()) (func(), error) {
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("create trace: %w", err)
+		return nil, fmt.Errorf("create %s: %w", what, err)
 	}
-	if err := trace.Start(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("start trace: %w", err)
+		return nil, fmt.Errorf("start %s: %w", what, err)
 	}
 	return func() {
-		trace.Stop()
-		f.Close()
-	}, nil
-}
-
-// startCPUProfile profiles the process into path until stop.
-func startCPUProfile(path string) (stop func(), err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("create cpu profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start cpu profile: %w", err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
+		stop()
 		f.Close()
 	}, nil
 }
