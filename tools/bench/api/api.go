@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -66,7 +67,10 @@ type Latency struct {
 
 // Result is what --json writes.
 type Result struct {
-	Machine      string             `json:"machine"`
+	Machine string `json:"machine"`
+	// ServerArgs are the arguments the server ran with beyond the data
+	// directory and address: which of its components the numbers cover.
+	ServerArgs   []string           `json:"server_args"`
 	Objects      int                `json:"objects"`
 	WriteRate    int                `json:"write_rate_per_s"`
 	Watchers     int                `json:"watchers"`
@@ -124,6 +128,11 @@ func Run(ctx context.Context, args []string) error {
 
 func print(r *Result) {
 	fmt.Printf("skiff bench api on %s\n", r.Machine)
+	server := "skiff server (API server, scheduler, controller manager)"
+	if len(r.ServerArgs) > 0 {
+		server = "skiff server " + strings.Join(r.ServerArgs, " ")
+	}
+	fmt.Printf("  server: %s\n", server)
 	fmt.Printf("  %d writes/s target (%.0f achieved), %d watchers (%d events received)\n", r.WriteRate, r.AchievedWriteHz, r.Watchers, r.WatchEvents)
 	names := make([]string, 0, len(r.Latency))
 	for n := range r.Latency {
@@ -340,7 +349,7 @@ func Bench(ctx context.Context, cfg Config) (_ *Result, err error) {
 			os.RemoveAll(dir)
 		}
 	}()
-	res := &Result{Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
+	res := &Result{Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()), ServerArgs: cfg.ServerArgs,
 		Objects: cfg.Objects, WriteRate: cfg.Rate, Watchers: cfg.Watchers, Latency: map[string]Latency{}}
 
 	srv, ready, err := startServer(ctx, cfg.Skiff, dir, cfg.ServerArgs)
