@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/structured-merge-diff/v6/typed"
 )
 
 // fieldManagers builds a field manager for gvk on this package's type
@@ -96,7 +97,7 @@ func richPod() *corev1.Pod {
 // fields an update computes with this package's converter, which does not
 // validate the Go objects of an update, are those managedfields' own
 // converter computes, for creates and updates of several kinds, and that
-// an entry at a version without a schema is dropped by both.
+// an entry at a version that does not exist is dropped by both.
 func TestTypeConverterSkipsOnlyRedundantValidation(t *testing.T) {
 	pod := richPod()
 	changed := pod.DeepCopy()
@@ -165,6 +166,30 @@ func TestTypeConverterSkipsOnlyRedundantValidation(t *testing.T) {
 				t.Errorf("managed fields:\ngot  %+v\nwant %+v", g, w)
 			}
 		})
+	}
+}
+
+// TestTypeConverterUnknownKind checks that a kind without a schema gets
+// the error managedfields' own converter gives: the field managers tell
+// a version they cannot convert to by its type, and drop its entries.
+func TestTypeConverterUnknownKind(t *testing.T) {
+	s := newSpec(t)
+	tc, err := s.TypeConverter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := referenceTypeConverter(v2JSON(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The scheme knows apps/v1beta2; the served documents describe apps/v1.
+	obj := &appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1beta2", Kind: "Deployment"}}
+	for _, opts := range [][]typed.ValidationOptions{nil, {typed.AllowDuplicates}} {
+		_, got := tc.ObjectToTyped(obj, opts...)
+		_, want := ref.ObjectToTyped(obj, opts...)
+		if got == nil || want == nil || reflect.TypeOf(got) != reflect.TypeOf(want) || got.Error() != want.Error() {
+			t.Errorf("ObjectToTyped(apps/v1beta2 Deployment, %v): got %T %v, want %T %v", opts, got, got, want, want)
+		}
 	}
 }
 
