@@ -303,3 +303,23 @@ func TestSchedulerForgetsDeletedPendingPods(t *testing.T) {
 		t.Errorf("deleted pod was bound")
 	}
 }
+
+// TestSchedulerRecordsEventsThroughEventClient checks that, without an
+// EventRecorder, the Scheduled event is written through EventClient and
+// the binding through Client.
+func TestSchedulerRecordsEventsThroughEventClient(t *testing.T) {
+	fc := newFakeCluster(t, node("n1", "1"), st.MakePod().Name("p0").Obj())
+	events := fake.NewClientset()
+	startScheduler(t, fc, nil, func(c *Config) {
+		c.EventRecorder = nil
+		c.EventClient = events
+	})
+	poll(t, "the binding", func() bool { _, ok := fc.binding("p0"); return ok })
+	poll(t, "a Scheduled event through the event client", func() bool {
+		l, err := events.EventsV1().Events("default").List(context.Background(), metav1.ListOptions{})
+		return err == nil && len(l.Items) == 1 && l.Items[0].Reason == "Scheduled"
+	})
+	if l, err := fc.client.EventsV1().Events("").List(context.Background(), metav1.ListOptions{}); err != nil || len(l.Items) != 0 {
+		t.Errorf("events through the main client: got %v (%v), want none", l, err)
+	}
+}
