@@ -189,12 +189,11 @@ func (s *Server) createObject(req *request, obj runtime.Object, dry bool, manage
 			m.SetResourceVersion(fmt.Sprint(rev))
 			return obj, nil
 		case errors.Is(err, storage.ErrExists) && generated && attempt < 8:
-			name := generateName(m.GetGenerateName())
+			next := obj
 			if orig != nil {
-				accessor(orig).SetName(name)
-			} else {
-				m.SetName(name)
+				next = orig
 			}
+			accessor(next).SetName(generateName(m.GetGenerateName()))
 			continue
 		case errors.Is(err, storage.ErrConflict) && attempt < maxRetries:
 			// The namespace changed or an allocation raced: check again.

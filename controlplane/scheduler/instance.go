@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -107,7 +106,7 @@ func (s *Scheduler) newInstance(ctx context.Context) (*instance, error) {
 
 	inst.recorder = cfg.EventRecorder
 	if inst.recorder == nil {
-		inst.events = eventrecorder.New(eventrecorder.Config{Client: cmp.Or(cfg.EventClient, cfg.Client), Controller: cfg.SchedulerName, Log: s.log})
+		inst.events = eventrecorder.New(eventrecorder.Config{Client: cfg.EventClient, Controller: cfg.SchedulerName, Log: s.log})
 		inst.recorder = inst.events
 	}
 

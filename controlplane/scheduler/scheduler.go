@@ -138,6 +138,9 @@ func New(cfg Config) (*Scheduler, error) {
 			cfg.EventClient = ec
 		}
 	}
+	if cfg.EventClient == nil {
+		cfg.EventClient = cfg.Client
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
